@@ -1,0 +1,55 @@
+"""gpumask: exclusion masks for gamma-ray background estimation, on the GPU.
+
+Data lives on a backend (``numpy`` or ``cupy``) from creation to FITS writing; see
+:mod:`gpumask.backend` for how it is chosen.  ``import gpumask`` never imports cupy.
+"""
+
+from .axes import MapAxis
+from .backend import (
+    Backend,
+    BackendError,
+    MixedBackendError,
+    count_transfers,
+    get_backend,
+    to_device,
+    to_host,
+    use_backend,
+)
+from .datasets import MapDataset, read_dataset
+from .errors import GammapyCompatibilityWarning, GpumaskWarning, HostFallbackWarning
+from .geom import WcsGeom
+from .info import info
+from .io import FitsReadError, read_map, write_map
+from .maps import Map, WcsNDMap
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("gpumask")
+except Exception:  # running from a checkout without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "FitsReadError",
+    "GammapyCompatibilityWarning",
+    "GpumaskWarning",
+    "HostFallbackWarning",
+    "Map",
+    "MapAxis",
+    "MapDataset",
+    "MixedBackendError",
+    "WcsGeom",
+    "WcsNDMap",
+    "count_transfers",
+    "get_backend",
+    "info",
+    "read_dataset",
+    "read_map",
+    "to_device",
+    "to_host",
+    "use_backend",
+    "write_map",
+    "__version__",
+]

@@ -1,0 +1,393 @@
+"""Non-spatial map axes (energy, true energy, any named axis).
+
+A :class:`MapAxis` is a small host-side object, like gammapy's: ``nodes`` are either
+bin edges (``node_type="edges"``) or bin centres (``node_type="center"``), and
+coordinates are interpolated piecewise linearly between nodes in a transformed
+space (``interp``: ``"lin"``, ``"log"`` or ``"sqrt"``).  With ``interp="log"`` the
+centre of an energy bin is the geometric mean of its edges, as in gammapy.
+
+Bands tables (the ``*_BANDS``, ``EBOUNDS`` and ``ENERGIES`` HDUs) are read and
+written in gammapy's layouts ("gadf", "fgst-ccube", "fgst-template").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.table import Table
+
+__all__ = ["MapAxis", "axes_to_bands_hdu", "axes_from_bands_hdu"]
+
+_INTERPS = ("lin", "log", "sqrt")
+_NODE_TYPES = ("edges", "center")
+
+
+def _forward(values, interp):
+    if interp == "lin":
+        return values
+    if interp == "log":
+        return np.log(values)
+    return np.sign(values) * np.sqrt(np.abs(values))
+
+
+def _inverse(values, interp):
+    if interp == "lin":
+        return values
+    if interp == "log":
+        return np.exp(values)
+    return np.sign(values) * values**2
+
+
+class MapAxis:
+    """One non-spatial axis of a map.
+
+    Parameters
+    ----------
+    nodes : array-like or `~astropy.units.Quantity`
+        Bin edges (``node_type="edges"``, n+1 values) or bin centres
+        (``node_type="center"``, n values); strictly increasing.
+    interp : {"lin", "log", "sqrt"}
+        Space in which coordinates are interpolated between nodes.
+    name : str
+        Axis name; gammapy's conventions are ``"energy"`` (reconstructed) and
+        ``"energy_true"``.
+    node_type : {"edges", "center"}
+    unit : str or `~astropy.units.Unit`, optional
+        Unit when ``nodes`` is not a Quantity.
+    """
+
+    def __init__(self, nodes, *, interp="lin", name="", node_type="edges", unit=None):
+        if interp not in _INTERPS:
+            raise ValueError(f"interp must be one of {_INTERPS}, got {interp!r}")
+        if node_type not in _NODE_TYPES:
+            raise ValueError(f"node_type must be one of {_NODE_TYPES}, got {node_type!r}")
+        if not isinstance(name, str):
+            raise TypeError(f"axis name must be a string, got {name!r}")
+        if isinstance(nodes, u.Quantity):
+            unit = nodes.unit if unit is None else u.Unit(unit)
+            values = nodes.to_value(unit)
+        else:
+            unit = u.Unit("" if unit is None else unit)
+            values = nodes
+        values = np.array(values, dtype=float).ravel()
+        min_nodes = 2 if node_type == "edges" else 1
+        if values.size < min_nodes:
+            raise ValueError(
+                f"axis {name!r} needs at least {min_nodes} node(s) for node_type="
+                f"{node_type!r}, got {values.size}"
+            )
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"axis {name!r} nodes must be finite, got {values}")
+        if values.size > 1 and not np.all(np.diff(values) > 0):
+            raise ValueError(f"axis {name!r} nodes must be strictly increasing, got {values}")
+        if interp == "log" and np.any(values <= 0):
+            raise ValueError(f"axis {name!r} with interp='log' needs positive nodes, got {values}")
+        self._nodes = values
+        self._unit = unit
+        self._interp = interp
+        self._name = name
+        self._node_type = node_type
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_edges(cls, edges, *, unit=None, interp="lin", name=""):
+        """Axis from bin edges."""
+        return cls(edges, unit=unit, interp=interp, name=name, node_type="edges")
+
+    @classmethod
+    def from_nodes(cls, nodes, *, unit=None, interp="lin", name=""):
+        """Axis from bin centres."""
+        return cls(nodes, unit=unit, interp=interp, name=name, node_type="center")
+
+    @classmethod
+    def from_energy_edges(cls, energy_edges, *, unit=None, name="energy", interp="log"):
+        """Energy axis from edges (log interpolation by default)."""
+        axis = cls.from_edges(energy_edges, unit=unit, interp=interp, name=name)
+        axis._check_energy()
+        return axis
+
+    @classmethod
+    def from_energy_bounds(
+        cls,
+        energy_min,
+        energy_max,
+        nbin,
+        *,
+        unit=None,
+        per_decade=False,
+        name="energy",
+        node_type="edges",
+    ):
+        """Log-spaced energy axis between two bounds, as gammapy's method of the same name.
+
+        ``nbin`` is the total number of bins, or bins per decade when ``per_decade``.
+        """
+        emin = u.Quantity(energy_min, unit)
+        emax = u.Quantity(energy_max, unit)
+        unit = emin.unit if unit is None else u.Unit(unit)
+        lo, hi = emin.to_value(unit), emax.to_value(unit)
+        if not (0 < lo < hi):
+            raise ValueError(f"need 0 < energy_min < energy_max, got {emin} and {emax}")
+        if per_decade:
+            nbin = int(np.ceil(np.log10(hi / lo) * nbin))
+        if int(nbin) != nbin or nbin < 1:
+            raise ValueError(f"nbin must be a positive integer, got {nbin!r}")
+        nbin = int(nbin)
+        if node_type == "edges":
+            nodes = np.geomspace(lo, hi, nbin + 1)
+        elif node_type == "center":
+            edges = np.log(np.geomspace(lo, hi, nbin + 1))
+            nodes = np.exp(0.5 * (edges[1:] + edges[:-1]))
+        else:
+            raise ValueError(f"node_type must be one of {_NODE_TYPES}, got {node_type!r}")
+        axis = cls(nodes, unit=unit, interp="log", name=name, node_type=node_type)
+        axis._check_energy()
+        return axis
+
+    def _check_energy(self):
+        if not self._unit.is_equivalent("eV"):
+            raise ValueError(f"energy axis {self._name!r} needs an energy unit, got {self._unit!r}")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def unit(self) -> u.Unit:
+        return self._unit
+
+    @property
+    def interp(self) -> str:
+        return self._interp
+
+    @property
+    def node_type(self) -> str:
+        return self._node_type
+
+    @property
+    def nbin(self) -> int:
+        return self._nodes.size - 1 if self._node_type == "edges" else self._nodes.size
+
+    @property
+    def nodes(self) -> u.Quantity:
+        return u.Quantity(self._nodes, self._unit)
+
+    @property
+    def is_energy_axis(self) -> bool:
+        return self._name in ("energy", "energy_true")
+
+    @property
+    def edges(self) -> u.Quantity:
+        """Bin edges (n+1 values)."""
+        return self.pix_to_coord(np.arange(self.nbin + 1, dtype=float) - 0.5)
+
+    @property
+    def edges_min(self) -> u.Quantity:
+        return self.edges[:-1]
+
+    @property
+    def edges_max(self) -> u.Quantity:
+        return self.edges[1:]
+
+    @property
+    def center(self) -> u.Quantity:
+        """Bin centres (log centre for ``interp="log"``)."""
+        return self.pix_to_coord(np.arange(self.nbin, dtype=float))
+
+    @property
+    def bin_width(self) -> u.Quantity:
+        return np.diff(self.edges)
+
+    # ------------------------------------------------------------------ conversions
+    def _node_pix(self):
+        offset = 0.5 if self._node_type == "edges" else 0.0
+        return np.arange(self._nodes.size, dtype=float) - offset
+
+    def pix_to_coord(self, pix) -> u.Quantity:
+        """Axis coordinate at (fractional, 0-based) bin index ``pix``; linear
+        extrapolation in the interpolation space beyond the nodes."""
+        pix = np.asarray(pix, dtype=float)
+        xp_, fp_ = self._node_pix(), _forward(self._nodes, self._interp)
+        if fp_.size == 1:
+            values = np.broadcast_to(self._nodes[0], pix.shape).copy()
+        else:
+            values = _inverse(_interp_extrap(pix, xp_, fp_), self._interp)
+        return u.Quantity(values, self._unit)
+
+    def coord_to_pix(self, coord) -> np.ndarray:
+        """Fractional bin index of ``coord`` (inverse of :meth:`pix_to_coord`)."""
+        values = u.Quantity(coord, self._unit).to_value(self._unit)
+        values = np.asarray(values, dtype=float)
+        fp_, xp_ = self._node_pix(), _forward(self._nodes, self._interp)
+        if xp_.size == 1:
+            return np.where(values == self._nodes[0], 0.0, np.nan)
+        return _interp_extrap(_forward(values, self._interp), xp_, fp_)
+
+    def coord_to_idx(self, coord, clip=False) -> np.ndarray:
+        """Integer bin index of ``coord``; -1 outside the axis unless ``clip``."""
+        pix = self.coord_to_pix(coord)
+        idx = np.floor(pix + 0.5).astype(int)
+        if clip:
+            return np.clip(idx, 0, self.nbin - 1)
+        return np.where((idx < 0) | (idx >= self.nbin) | ~np.isfinite(pix), -1, idx)
+
+    def squash(self) -> "MapAxis":
+        """One bin spanning the whole axis (edges first and last edge)."""
+        edges = self.edges
+        return MapAxis.from_edges(edges[[0, -1]], interp=self._interp, name=self._name)
+
+    def slice(self, idx) -> "MapAxis":
+        """Axis restricted to the bins selected by the slice ``idx`` (step 1)."""
+        start, stop, step = idx.indices(self.nbin)
+        if step != 1 or stop <= start:
+            raise ValueError(f"axis {self._name!r}: need a non-empty slice with step 1, got {idx}")
+        if self._node_type == "edges":
+            nodes = self._nodes[start : stop + 1]
+        else:
+            nodes = self._nodes[start:stop]
+        return MapAxis(
+            u.Quantity(nodes, self._unit), interp=self._interp, name=self._name,
+            node_type=self._node_type,
+        )
+
+    def copy(self, **kwargs):
+        params = dict(
+            nodes=self.nodes, interp=self._interp, name=self._name, node_type=self._node_type
+        )
+        params.update(kwargs)
+        return MapAxis(**params)
+
+    def is_allclose(self, other, rtol=1e-6, atol=1e-6) -> bool:
+        if not isinstance(other, MapAxis):
+            return False
+        if (self._name, self._interp, self._node_type, self._nodes.size) != (
+            other._name,
+            other._interp,
+            other._node_type,
+            other._nodes.size,
+        ):
+            return False
+        if not self._unit.is_equivalent(other._unit):
+            return False
+        theirs = u.Quantity(other._nodes, other._unit).to_value(self._unit)
+        return bool(np.allclose(self._nodes, theirs, rtol=rtol, atol=atol))
+
+    def __eq__(self, other):
+        if not isinstance(other, MapAxis):
+            return NotImplemented
+        return self.is_allclose(other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        lo, hi = self.edges[0], self.edges[-1]
+        return (
+            f"MapAxis(name={self._name!r}, nbin={self.nbin}, node_type={self._node_type!r}, "
+            f"interp={self._interp!r}, range=[{lo.value:.4g}, {hi.value:.4g}] {self._unit})"
+        )
+
+
+def _interp_extrap(x, xp_, fp_):
+    """Piecewise linear interpolation with linear extrapolation (xp_ increasing)."""
+    out = np.interp(x, xp_, fp_)
+    lo = x < xp_[0]
+    hi = x > xp_[-1]
+    if np.any(lo):
+        slope = (fp_[1] - fp_[0]) / (xp_[1] - xp_[0])
+        out = np.where(lo, fp_[0] + (x - xp_[0]) * slope, out)
+    if np.any(hi):
+        slope = (fp_[-1] - fp_[-2]) / (xp_[-1] - xp_[-2])
+        out = np.where(hi, fp_[-1] + (x - xp_[-1]) * slope, out)
+    return out
+
+
+# ---------------------------------------------------------------------- bands tables
+
+
+def _gadf_colnames(axis):
+    name = axis.name.upper()
+    if name == "ENERGY":
+        return "ENERGY", "E_MIN", "E_MAX"
+    return name, f"{name}_MIN", f"{name}_MAX"
+
+
+def axes_to_bands_hdu(axes, hdu_bands="BANDS") -> fits.BinTableHDU:
+    """gammapy "gadf" bands table for ``axes`` (CHANNEL, centre, MIN/MAX columns,
+    ``AXCOLSi``/``INTERPi`` keywords), the layout gammapy 2.1 writes and reads."""
+    axes = list(axes)
+    table = Table()
+    nchan = int(np.prod([ax.nbin for ax in axes]))
+    table["CHANNEL"] = np.arange(nchan)
+    # gammapy ravels np.meshgrid(...) with its default "xy" indexing; do the same so
+    # multi-axis tables line up with the files gammapy writes.
+    centers = np.meshgrid(*[ax.center.value for ax in axes])
+    mins = np.meshgrid(*[ax.edges_min.value for ax in axes])
+    maxs = np.meshgrid(*[ax.edges_max.value for ax in axes])
+    header = fits.Header()
+    for idx, ax in enumerate(axes):
+        ctr, cmin, cmax = _gadf_colnames(ax)
+        for colname, grid in zip((ctr, cmin, cmax), (centers, mins, maxs)):
+            table[colname] = u.Quantity(np.ravel(grid[idx]), ax.unit)
+        if ax.node_type == "edges":
+            header[f"AXCOLS{idx + 1}"] = f"{cmin},{cmax}"
+        else:
+            header[f"AXCOLS{idx + 1}"] = ctr
+        header[f"INTERP{idx + 1}"] = ax.interp
+    return fits.BinTableHDU(table, name=hdu_bands, header=header)
+
+
+def axes_from_bands_hdu(hdu, format="gadf") -> list[MapAxis]:
+    """Axes described by a bands table HDU.
+
+    ``format``: ``"gadf"`` (``*_BANDS`` with ``AXCOLSi``), ``"fgst-ccube"`` (Fermi
+    ``EBOUNDS``: E_MIN/E_MAX, reconstructed energy) or ``"fgst-template"`` (Fermi
+    ``ENERGIES``: node energies in MeV, true energy).
+    """
+    if hdu is None:
+        return []
+    table = Table.read(hdu)
+    if format == "fgst-ccube":
+        emin, emax = _column(table, "E_MIN", "keV"), _column(table, "E_MAX", "keV")
+        edges = np.append(emin.value, emax.to_value(emin.unit)[-1]) * emin.unit
+        return [MapAxis.from_edges(edges, interp="log", name="energy")]
+    if format == "fgst-template":
+        for name in ("ENERGY", "Energy", "energy"):
+            if name in table.colnames:
+                nodes = _column(table, name, "MeV")
+                return [MapAxis.from_nodes(nodes, interp="log", name="energy_true")]
+        raise ValueError(f"ENERGIES table has no ENERGY column (columns: {table.colnames})")
+    if format != "gadf":
+        raise ValueError(
+            f"unknown bands format {format!r}; use 'gadf', 'fgst-ccube' or 'fgst-template'"
+        )
+    axes = []
+    for idx in range(1, 10):
+        axcols = table.meta.get(f"AXCOLS{idx}")
+        if axcols is None:
+            break
+        cols = [c.strip() for c in axcols.split(",")]
+        interp = table.meta.get(f"INTERP{idx}", "lin")
+        if len(cols) == 2:
+            name = "energy" if cols[0] == "E_MIN" else cols[0].removesuffix("_MIN").lower()
+            lo = np.unique(_column(table, cols[0]))
+            hi = np.unique(_column(table, cols[1]).to(lo.unit))
+            edges = np.append(lo.value, hi.value[-1]) * lo.unit
+            axes.append(MapAxis.from_edges(edges, interp=interp, name=name))
+        else:
+            name = cols[0].lower()
+            if name == "theta":  # gammapy's backward-compatible spelling
+                name = "rad"
+            axes.append(
+                MapAxis.from_nodes(np.unique(_column(table, cols[0])), interp=interp, name=name)
+            )
+    return axes
+
+
+def _column(table, name, default_unit=""):
+    if name not in table.colnames:
+        raise KeyError(f"bands table has no column {name!r} (columns: {table.colnames})")
+    col = table[name]
+    unit = col.unit if col.unit is not None else u.Unit(default_unit)
+    return u.Quantity(np.asarray(col, dtype=float), unit)

@@ -1,0 +1,636 @@
+"""WCS geometry: a 2D celestial WCS, its pixel grid and optional non-spatial axes.
+
+:class:`WcsGeom` is a small host-side object (astropy WCS + shape + axes), built with
+gammapy 2.1's rules so that the same arguments give the same header, shape and
+pixel convention:
+
+- pixel centres are integers, 0-based; data shape is ``(..., ny, nx)``;
+- ``CRPIX = ((nx + 1) / 2, (ny + 1) / 2)`` (FITS, 1-based), ``CDELT = (-binsz, binsz)``;
+- ``npix = rint(width / binsz)`` (round half to even); ``npix`` wins over ``width``.
+
+Per-pixel sky coordinates (:meth:`WcsGeom.get_coord`) are computed on the requested
+backend.  For CAR, TAN, SIN, AIT, ZEA, ARC, STG and MOL (any reference point) the
+device code in :mod:`gpumask.projections` matches astropy to 1e-9 deg; any other
+WCS is evaluated by astropy on the host and uploaded (no device->host copy).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import Angle, SkyCoord
+from astropy.io import fits
+from astropy.nddata import Cutout2D
+from astropy.wcs import WCS
+from astropy.wcs.utils import celestial_frame_to_wcs, proj_plane_pixel_scales, wcs_to_celestial_frame
+
+from ._utils import parse_angle, parse_angle_pair
+from .axes import MapAxis, axes_from_bands_hdu
+from .backend import is_device_array, resolve_backend, to_device, to_host
+from .errors import HostFallbackWarning
+
+__all__ = ["WcsGeom", "frame_rotation_matrix"]
+
+_FRAME_ALIASES = {"icrs": "icrs", "galactic": "galactic", "fk5": "fk5", "gal": "galactic"}
+
+
+def _frame_name(frame) -> str:
+    if isinstance(frame, str):
+        key = frame.strip().lower()
+        if key not in _FRAME_ALIASES:
+            raise ValueError(
+                f"frame must be one of {sorted(set(_FRAME_ALIASES.values()))}, got {frame!r}"
+            )
+        return _FRAME_ALIASES[key]
+    name = getattr(frame, "name", None)
+    if name in _FRAME_ALIASES:
+        return _FRAME_ALIASES[name]
+    raise ValueError(f"unsupported frame {frame!r}; use 'icrs', 'galactic' or 'fk5'")
+
+
+@functools.lru_cache(maxsize=32)
+def frame_rotation_matrix(frame_from: str, frame_to: str) -> np.ndarray:
+    """3x3 rotation taking unit vectors in ``frame_from`` to ``frame_to``.
+
+    Built from astropy's transformation of the three basis vectors, so it is exact
+    for the fixed-rotation frames gpumask supports (icrs, galactic, fk5 J2000).
+    """
+    frame_from, frame_to = _frame_name(frame_from), _frame_name(frame_to)
+    basis = SkyCoord(
+        x=[1.0, 0.0, 0.0], y=[0.0, 1.0, 0.0], z=[0.0, 0.0, 1.0],
+        representation_type="cartesian", frame=frame_from,
+    )
+    out = basis.transform_to(frame_to).cartesian.xyz.value  # columns = images of the basis
+    matrix = np.asarray(out, dtype=float)
+    if not np.allclose(matrix @ matrix.T, np.eye(3), atol=1e-12):
+        raise ValueError(f"{frame_from} -> {frame_to} is not a pure rotation")
+    return matrix
+
+
+def _skycoord_lonlat(coords, frame: str):
+    """(lon, lat) in degrees of a SkyCoord in ``frame``, as host float64 arrays."""
+    sph = coords.transform_to(frame).spherical
+    return sph.lon.deg, sph.lat.deg
+
+
+class WcsGeom:
+    """Geometry of a WCS map: a 2D celestial WCS, its pixel shape and non-spatial axes.
+
+    Build it with :meth:`create` (gammapy's arguments and rules) or :meth:`from_header`.
+    The object lives on the host; methods that produce per-pixel arrays take a
+    ``backend`` argument and return arrays of that backend.
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS`
+        Two-dimensional celestial WCS (longitude axis first).
+    npix : tuple of int
+        ``(nx, ny)``.
+    axes : list of `~gpumask.MapAxis`, optional
+        Non-spatial axes, innermost first (data shape is reversed axes + (ny, nx)).
+    """
+
+    def __init__(self, wcs, npix, axes=None):
+        if not isinstance(wcs, WCS):
+            raise TypeError(f"wcs must be an astropy WCS, got {type(wcs).__name__}")
+        if wcs.naxis != 2 or not wcs.has_celestial or wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
+            raise ValueError(
+                "WcsGeom needs a 2D celestial WCS with longitude first, got CTYPE "
+                f"{list(wcs.wcs.ctype)}"
+            )
+        nx, ny = (int(n) for n in npix)
+        if nx < 1 or ny < 1 or (nx, ny) != tuple(npix):
+            raise ValueError(f"npix must be two positive integers (nx, ny), got {npix!r}")
+        self._wcs = wcs
+        self._npix = (nx, ny)
+        self._wcs.array_shape = (ny, nx)
+        axes = list(axes or [])
+        for ax in axes:
+            if not isinstance(ax, MapAxis):
+                raise TypeError(f"axes must be MapAxis objects, got {type(ax).__name__}")
+        names = [ax.name for ax in axes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"axis names must be unique, got {names}")
+        self._axes = tuple(axes)
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(
+        cls,
+        npix=None,
+        binsz=0.5,
+        proj="CAR",
+        frame="icrs",
+        refpix=None,
+        axes=None,
+        skydir=None,
+        width=None,
+    ):
+        """Create a geometry with gammapy 2.1's rules.
+
+        Parameters
+        ----------
+        npix : int or (int, int), optional
+            Number of pixels (nx, ny); wins over ``width``.
+        binsz : angle or (angle, angle)
+            Pixel size (deg if a plain number), for (lon, lat).
+        proj : str
+            Any WCS projection code ("CAR", "TAN", "AIT", ...).
+        frame : {"icrs", "galactic", "fk5"}
+        refpix : (float, float), optional
+            Reference pixel, FITS 1-based; default the map centre ``((nx+1)/2, (ny+1)/2)``.
+        axes : list of `~gpumask.MapAxis`, optional
+        skydir : `~astropy.coordinates.SkyCoord` or (lon, lat), optional
+            Map centre; a SkyCoord is transformed to ``frame``, a tuple is taken as
+            (lon, lat) in deg in ``frame``.  Default (0, 0).
+        width : angle or (angle, angle), optional
+            Map width; ``npix = rint(width / binsz)``.  With neither ``npix`` nor
+            ``width`` the map covers the whole sky (360 x 180 deg).
+        """
+        frame = _frame_name(frame)
+        if skydir is None:
+            crval = (0.0, 0.0)
+        elif isinstance(skydir, SkyCoord):
+            lon, lat = _skycoord_lonlat(skydir, frame)
+            if np.ndim(lon) != 0:
+                raise ValueError("skydir must be a single position, got an array SkyCoord")
+            crval = (float(lon), float(lat))
+        elif isinstance(skydir, (tuple, list)) and len(skydir) == 2:
+            crval = (
+                parse_angle(skydir[0], "skydir lon", allow_negative=True),
+                parse_angle(skydir[1], "skydir lat", allow_negative=True),
+            )
+        else:
+            raise ValueError(
+                f"skydir must be a SkyCoord or a (lon, lat) tuple in deg, got {skydir!r}"
+            )
+        if not -90 <= crval[1] <= 90:
+            raise ValueError(f"skydir latitude must be within [-90, 90] deg, got {crval[1]}")
+
+        binsz = parse_angle_pair(binsz, "binsz", allow_zero=False)
+        if npix is None:
+            width = (360.0, 180.0) if width is None else parse_angle_pair(width, "width")
+            npix = (int(np.rint(width[0] / binsz[0])), int(np.rint(width[1] / binsz[1])))
+            if min(npix) < 1:
+                raise ValueError(
+                    f"width {width} deg with binsz {binsz} deg gives {npix} pixels; "
+                    "the map needs at least one pixel per axis"
+                )
+        else:
+            npix = _parse_npix(npix)
+
+        if refpix is None:
+            refpix = ((npix[0] + 1) / 2.0, (npix[1] + 1) / 2.0)
+        elif not (isinstance(refpix, (tuple, list)) and len(refpix) == 2):
+            raise ValueError(f"refpix must be a pair (x, y) in FITS pixels, got {refpix!r}")
+
+        frame_obj = SkyCoord(np.nan, np.nan, frame=frame, unit="deg").frame
+        if not isinstance(proj, str) or len(proj.strip()) != 3:
+            raise ValueError(f"proj must be a 3-letter WCS projection code like 'CAR', got {proj!r}")
+        try:
+            wcs = celestial_frame_to_wcs(frame_obj, projection=proj.strip().upper())
+            wcs.wcs.crpix = [float(refpix[0]), float(refpix[1])]
+            wcs.wcs.crval = list(crval)
+            wcs.wcs.cdelt = [-binsz[0], binsz[1]]
+            wcs.array_shape = (npix[1], npix[0])
+            wcs.wcs.datfix()
+            wcs.wcs.set()
+        except Exception as exc:  # wcslib reports unknown projections and bad values here
+            raise ValueError(f"invalid WCS for proj={proj!r}: {exc}") from None
+        return cls(wcs, npix, axes=axes)
+
+    @classmethod
+    def from_header(cls, header, hdu_bands=None, format="gadf"):
+        """Geometry from a FITS image header (and its bands table HDU, if any)."""
+        if "CTYPE1" not in header or "CTYPE2" not in header:
+            raise ValueError("header has no celestial WCS (CTYPE1/CTYPE2 missing)")
+        with warnings.catch_warnings():
+            # Headers with extra (energy) axes make astropy warn about them; they are
+            # read from the bands table instead.
+            warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
+            warnings.filterwarnings("ignore", module="astropy.wcs")
+            try:
+                wcs = WCS(header, naxis=2)
+                wcs.wcs.set()
+            except Exception as exc:
+                raise ValueError(f"cannot parse the WCS ({exc})") from None
+        if not wcs.has_celestial or wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
+            raise ValueError(
+                f"header WCS is not celestial with longitude first (CTYPE {list(wcs.wcs.ctype)})"
+            )
+        axes = axes_from_bands_hdu(hdu_bands, format=format)
+        if "WCSSHAPE" in header:
+            shape = _parse_wcsshape(header["WCSSHAPE"])
+            npix = shape[:2]
+        else:
+            npix = (header.get("NAXIS1"), header.get("NAXIS2"))
+            if npix[0] is None or npix[1] is None:
+                raise ValueError("header gives no image size (NAXIS1/NAXIS2 or WCSSHAPE)")
+        return cls(wcs, npix, axes=axes)
+
+    def to_header(self) -> fits.Header:
+        """FITS header: the WCS, gammapy's AXCOLSi/INTERPi keywords and WCSSHAPE."""
+        header = self._wcs.to_header()
+        for idx, ax in enumerate(self._axes, start=1):
+            if ax.node_type == "edges":
+                cols = "E_MIN,E_MAX" if ax.name == "energy" else f"{ax.name.upper()}_MIN,{ax.name.upper()}_MAX"
+            else:
+                cols = "ENERGY" if ax.name == "energy" else ax.name.upper()
+            header[f"AXCOLS{idx}"] = cols
+            header[f"INTERP{idx}"] = ax.interp
+        shape = ",".join(str(n) for n in (*self._npix, *(ax.nbin for ax in self._axes)))
+        header["WCSSHAPE"] = f"({shape})"
+        return header
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def wcs(self) -> WCS:
+        return self._wcs
+
+    @property
+    def npix(self) -> tuple[int, int]:
+        """``(nx, ny)``."""
+        return self._npix
+
+    @property
+    def axes(self) -> tuple[MapAxis, ...]:
+        return self._axes
+
+    @property
+    def axes_names(self) -> list[str]:
+        return ["lon", "lat"] + [ax.name for ax in self._axes]
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(ax.nbin for ax in reversed(self._axes)) + self.data_shape_image
+
+    @property
+    def data_shape_image(self) -> tuple[int, int]:
+        return (self._npix[1], self._npix[0])
+
+    @property
+    def is_image(self) -> bool:
+        return not self._axes
+
+    @property
+    def ndim(self) -> int:
+        return 2 + len(self._axes)
+
+    @functools.cached_property
+    def frame(self) -> str:
+        """``"icrs"``, ``"galactic"`` or ``"fk5"``."""
+        return _frame_name(wcs_to_celestial_frame(self._wcs))
+
+    @property
+    def projection(self) -> str:
+        return self._wcs.wcs.ctype[0][-3:]
+
+    @property
+    def pixel_scales(self) -> Angle:
+        """Pixel sizes (lon, lat) at the reference point, as gammapy."""
+        return Angle(proj_plane_pixel_scales(self._wcs), "deg")
+
+    @property
+    def center_pix(self) -> tuple[float, float]:
+        return ((self._npix[0] - 1) / 2.0, (self._npix[1] - 1) / 2.0)
+
+    @property
+    def center_skydir(self) -> SkyCoord:
+        return SkyCoord.from_pixel(*self.center_pix, self._wcs, origin=0)
+
+    @property
+    def width(self) -> u.Quantity:
+        """Angular size (lon, lat): npix times the pixel scales."""
+        return np.array(self._npix) * self.pixel_scales.to(u.deg)
+
+    @functools.cached_property
+    def _device_params(self):
+        from .projections import WcsParams  # noqa: PLC0415 - keeps import light
+
+        return WcsParams.from_wcs(self._wcs)
+
+    @property
+    def device_projection(self) -> bool:
+        """Whether pixel coordinates are computed on the backend (else by astropy)."""
+        return self._device_params is not None
+
+    # ------------------------------------------------------------------ coordinates
+    def pix_to_coord(self, pix, frame=None):
+        """Sky coordinates (lon, lat in deg) of 0-based pixel coordinates ``(x, y)``.
+
+        Arrays stay on their backend: device pixel arrays give device coordinates
+        (host fallback with :class:`~gpumask.errors.HostFallbackWarning` for a WCS
+        without device support).  ``frame`` converts to another frame.
+        """
+        x, y = pix
+        frame = self.frame if frame is None else _frame_name(frame)
+        on_device = is_device_array(x) or is_device_array(y)
+        params = self._device_params
+        if on_device and params is None:
+            warnings.warn(
+                f"projection {self.projection!r} has no device implementation; "
+                "pixel coordinates are copied to the host for astropy",
+                HostFallbackWarning,
+                stacklevel=2,
+            )
+            lon, lat = self._astropy_pix2world(to_host(x), to_host(y))
+            import cupy  # noqa: PLC0415 - only reached with cupy arrays
+
+            xp = cupy
+            lon, lat = xp.asarray(lon), xp.asarray(lat)
+        elif on_device or params is not None:
+            from .projections import pix2world  # noqa: PLC0415
+
+            xp = _array_module(x)
+            lon, lat = pix2world(params, xp.asarray(x, dtype=float), xp.asarray(y, dtype=float), xp=xp)
+        else:
+            xp = np
+            lon, lat = self._astropy_pix2world(np.asarray(x, float), np.asarray(y, float))
+        if frame != self.frame:
+            lon, lat = _rotate_lonlat(lon, lat, frame_rotation_matrix(self.frame, frame), xp)
+        return lon, lat
+
+    def _astropy_pix2world(self, x, y):
+        with np.errstate(invalid="ignore"):
+            lon, lat = self._wcs.wcs_pix2world(x, y, 0)
+        return np.mod(lon, 360.0), lat
+
+    def coord_to_pix(self, coords):
+        """0-based pixel coordinates ``(x, y)`` of sky coordinates.
+
+        ``coords`` is a SkyCoord (any frame; transformed on the host) or a
+        ``(lon, lat)`` pair of arrays in deg in the geometry's frame, which stay on
+        their backend.
+        """
+        if isinstance(coords, SkyCoord):
+            lon, lat = _skycoord_lonlat(coords, self.frame)
+        else:
+            lon, lat = coords
+        params = self._device_params
+        if is_device_array(lon) or is_device_array(lat):
+            if params is None:
+                raise NotImplementedError(
+                    f"projection {self.projection!r} has no device implementation; pass "
+                    "host arrays or a SkyCoord"
+                )
+            from .projections import world2pix  # noqa: PLC0415
+
+            xp = _array_module(lon)
+            return world2pix(params, xp.asarray(lon, dtype=float), xp.asarray(lat, dtype=float), xp=xp)
+        lon = np.asarray(lon, dtype=float)
+        lat = np.asarray(lat, dtype=float)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy warns for points off the projection
+            try:
+                x, y = self._wcs.wcs_world2pix(lon, lat, 0)
+            except Exception:
+                # wcslib refuses whole batches with invalid points; do them one by one
+                x, y = np.vectorize(self._safe_world2pix, otypes=[float, float])(lon, lat)
+        return np.asarray(x), np.asarray(y)
+
+    def _safe_world2pix(self, lon, lat):
+        try:
+            x, y = self._wcs.wcs_world2pix(np.array([lon]), np.array([lat]), 0)
+            return float(x[0]), float(y[0])
+        except Exception:
+            return np.nan, np.nan
+
+    def contains(self, coords) -> np.ndarray:
+        """Whether sky coordinates fall in the map (pixel coords in [-0.5, n - 0.5))."""
+        x, y = self.coord_to_pix(coords)
+        nx, ny = self._npix
+        with np.errstate(invalid="ignore"):
+            return (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+
+    def get_pix(self, mode="center", backend=None):
+        """0-based pixel coordinate grids ``(x, y)``, each of shape ``(ny, nx)``
+        (``(ny+1, nx+1)`` corners for ``mode="edges"``), on ``backend``."""
+        xp = resolve_backend(backend).xp
+        nx, ny = self._npix
+        if mode == "center":
+            xs, ys = xp.arange(nx, dtype=float), xp.arange(ny, dtype=float)
+        elif mode == "edges":
+            xs, ys = xp.arange(nx + 1, dtype=float) - 0.5, xp.arange(ny + 1, dtype=float) - 0.5
+        else:
+            raise ValueError(f"mode must be 'center' or 'edges', got {mode!r}")
+        return xp.meshgrid(xs, ys)
+
+    def get_coord(self, mode="center", frame=None, backend=None):
+        """Sky coordinates (lon, lat in deg) of every pixel, computed on ``backend``.
+
+        Returns two arrays of shape ``(ny, nx)`` (pixel corners ``(ny+1, nx+1)`` for
+        ``mode="edges"``), NaN outside the projection's valid region (e.g. the
+        corners of an all-sky AIT map), lon in [0, 360).  Non-spatial axes are not
+        broadcast: the image grid is the same in every plane.
+        """
+        be = resolve_backend(backend)
+        frame = self.frame if frame is None else _frame_name(frame)
+        params = self._device_params
+        nx, ny = self._npix
+        if params is not None:
+            from .projections import pixel_grid_world  # noqa: PLC0415
+
+            lon, lat = pixel_grid_world(params, nx, ny, xp=be.xp, mode=mode)
+        else:
+            x, y = self.get_pix(mode=mode, backend="numpy")
+            lon, lat = self._astropy_pix2world(x, y)
+            lon, lat = to_device(lon, be), to_device(lat, be)
+        if frame != self.frame:
+            lon, lat = _rotate_lonlat(lon, lat, frame_rotation_matrix(self.frame, frame), be.xp)
+        return lon, lat
+
+    def separation(self, center, backend=None):
+        """Great-circle distance (deg) of every pixel centre from ``center`` (a
+        SkyCoord), as an array of shape ``(ny, nx)`` on ``backend``."""
+        be = resolve_backend(backend)
+        xp = be.xp
+        lon0, lat0 = (float(v) for v in _skycoord_lonlat(center, self.frame))
+        lon, lat = self.get_coord(backend=be)
+        return _angular_distance(xp, lon, lat, lon0, lat0)
+
+    def solid_angle(self, backend=None):
+        """Solid angle of every pixel in steradian, shape ``(ny, nx)``, on ``backend``.
+
+        Each pixel is the spherical quadrilateral through its four corners (two
+        spherical triangles, exact for great-circle edges); NaN where a corner is
+        outside the projection.  This replaces gammapy's planar-triangle estimate.
+        """
+        be = resolve_backend(backend)
+        xp = be.xp
+        lon, lat = self.get_coord(mode="edges", backend=be)
+        lon, lat = xp.deg2rad(lon), xp.deg2rad(lat)
+        clat = xp.cos(lat)
+        vec = (clat * xp.cos(lon), clat * xp.sin(lon), xp.sin(lat))
+        a = tuple(v[:-1, :-1] for v in vec)
+        b = tuple(v[:-1, 1:] for v in vec)
+        c = tuple(v[1:, 1:] for v in vec)
+        d = tuple(v[1:, :-1] for v in vec)
+        return _triangle_area(xp, a, b, c) + _triangle_area(xp, a, c, d)
+
+    # ------------------------------------------------------------------ derived geometries
+    def to_image(self) -> "WcsGeom":
+        """The same geometry without non-spatial axes."""
+        return WcsGeom(self._wcs.deepcopy(), self._npix)
+
+    def to_cube(self, axes) -> "WcsGeom":
+        """The same image geometry with ``axes`` appended."""
+        return WcsGeom(self._wcs.deepcopy(), self._npix, axes=list(self._axes) + list(axes))
+
+    def copy(self, **kwargs) -> "WcsGeom":
+        params = dict(wcs=self._wcs.deepcopy(), npix=self._npix, axes=self._axes)
+        params.update(kwargs)
+        return WcsGeom(**params)
+
+    def _cutout(self, position, width, mode="trim", odd_npix=False, min_npix=1):
+        width = np.array(parse_angle_pair(width, "width", allow_zero=False))
+        npix = np.clip(width / self.pixel_scales.deg, min_npix, None)
+        if odd_npix:
+            npix = (np.ceil(npix) // 2 * 2 + 1).astype(int)
+        dummy = np.broadcast_to(np.zeros((), dtype=bool), self.data_shape_image)
+        cut = Cutout2D(dummy, position=position, size=npix[::-1], wcs=self._wcs, mode=mode)
+        geom = WcsGeom(cut.wcs, cut.shape[::-1], axes=self._axes)
+        return geom, cut.slices_original, cut.slices_cutout
+
+    def cutout(self, position, width, mode="trim", odd_npix=False, min_npix=1) -> "WcsGeom":
+        """Geometry of a cutout centred on ``position`` (gammapy's semantics, astropy
+        Cutout2D ``mode``), ``width`` as (lon, lat) or one angle."""
+        return self._cutout(position, width, mode, odd_npix, min_npix)[0]
+
+    def boundary_mask(self, width, backend=None):
+        """Boolean map, False within ``width`` of the map edges, True inside.
+
+        ``width`` is one angle or a (lon, lat) pair; the lon width trims columns
+        (x) and the lat width trims rows (y).  With gammapy's rounding, a margin
+        ``w`` removes ``(round_up_to_odd(2 w / binsz) - 1) / 2`` pixels per side.
+        (gammapy 2.1 applies a lon width along y; this does not.)
+        """
+        from .maps import Map  # noqa: PLC0415 - maps imports geom
+
+        wlon, wlat = parse_angle_pair(width, "width")
+        scale_lon, scale_lat = self.pixel_scales.deg
+        hx = _half_box(2 * wlon / scale_lon)
+        hy = _half_box(2 * wlat / scale_lat)
+        be = resolve_backend(backend)
+        data = be.xp.zeros(self.data_shape, dtype=bool)
+        nx, ny = self._npix
+        if nx - 2 * hx > 0 and ny - 2 * hy > 0:
+            data[..., hy : ny - hy, hx : nx - hx] = True
+        return Map.from_geom(self, data=data)
+
+    # ------------------------------------------------------------------ comparison
+    def is_allclose(self, other, rtol_axes=1e-6, atol_axes=1e-6, rtol_wcs=1e-6) -> bool:
+        if not isinstance(other, WcsGeom):
+            return False
+        if self is other:
+            return True
+        if self.data_shape != other.data_shape:
+            return False
+        if not all(a.is_allclose(b, rtol=rtol_axes, atol=atol_axes) for a, b in zip(self._axes, other._axes)):
+            return False
+        return bool(self._wcs.wcs.compare(other._wcs.wcs, cmp=1, tolerance=rtol_wcs))
+
+    def __eq__(self, other):
+        if not isinstance(other, WcsGeom):
+            return NotImplemented
+        return self.is_allclose(other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        lon, lat = self._wcs.wcs.crval
+        center = self.center_skydir.transform_to(self.frame).spherical
+        wx, wy = self.width.to_value(u.deg)
+        return (
+            "WcsGeom\n\n"
+            f"\taxes       : {self.axes_names}\n"
+            f"\tshape      : {tuple(self._npix) + tuple(ax.nbin for ax in self._axes)}\n"
+            f"\tndim       : {self.ndim}\n"
+            f"\tframe      : {self.frame}\n"
+            f"\tprojection : {self.projection}\n"
+            f"\tcenter     : {center.lon.deg:.4f} deg, {center.lat.deg:.4f} deg\n"
+            f"\twidth      : {wx:.4g} deg x {wy:.4g} deg\n"
+            f"\twcs ref    : {lon:.4f} deg, {lat:.4f} deg\n"
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _parse_npix(npix) -> tuple[int, int]:
+    if isinstance(npix, (tuple, list, np.ndarray)):
+        if len(npix) != 2:
+            raise ValueError(f"npix must be an int or a pair (nx, ny), got {npix!r}")
+        values = tuple(npix)
+    else:
+        values = (npix, npix)
+    out = []
+    for value in values:
+        if isinstance(value, (bool, np.bool_)) or not float(value).is_integer() or int(value) < 1:
+            raise ValueError(f"npix must be positive integers, got {npix!r}")
+        out.append(int(value))
+    return tuple(out)
+
+
+def _parse_wcsshape(text) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in str(text).strip().strip("()").split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"invalid WCSSHAPE {text!r}; expected '(nx,ny,...)'") from None
+    if len(values) < 2:
+        raise ValueError(f"invalid WCSSHAPE {text!r}; expected '(nx,ny,...)'")
+    return values
+
+
+def _half_box(width_px: float) -> int:
+    """Pixels per side removed by an odd box of gammapy's size round_up_to_odd(width)."""
+    odd = int(np.ceil(width_px) // 2 * 2 + 1)
+    return (odd - 1) // 2
+
+
+def _array_module(array):
+    if is_device_array(array):
+        import cupy  # noqa: PLC0415 - only reached with cupy arrays
+
+        return cupy
+    return np
+
+
+def _rotate_lonlat(lon, lat, matrix, xp):
+    lon_r, lat_r = xp.deg2rad(lon), xp.deg2rad(lat)
+    clat = xp.cos(lat_r)
+    x, y, z = clat * xp.cos(lon_r), clat * xp.sin(lon_r), xp.sin(lat_r)
+    m = [[float(v) for v in row] for row in matrix]
+    x2 = m[0][0] * x + m[0][1] * y + m[0][2] * z
+    y2 = m[1][0] * x + m[1][1] * y + m[1][2] * z
+    z2 = m[2][0] * x + m[2][1] * y + m[2][2] * z
+    lon2 = xp.mod(xp.rad2deg(xp.arctan2(y2, x2)), 360.0)
+    lat2 = xp.rad2deg(xp.arctan2(z2, xp.hypot(x2, y2)))
+    return lon2, lat2
+
+
+def _angular_distance(xp, lon, lat, lon0, lat0):
+    """Vincenty great-circle distance in deg (stable at all separations)."""
+    lon_r, lat_r = xp.deg2rad(lon), xp.deg2rad(lat)
+    lon0_r, lat0_r = np.deg2rad(lon0), np.deg2rad(lat0)
+    dlon = lon_r - lon0_r
+    sdlon, cdlon = xp.sin(dlon), xp.cos(dlon)
+    slat, clat = xp.sin(lat_r), xp.cos(lat_r)
+    slat0, clat0 = np.sin(lat0_r), np.cos(lat0_r)
+    num1 = clat * sdlon
+    num2 = clat0 * slat - slat0 * clat * cdlon
+    denom = slat0 * slat + clat0 * clat * cdlon
+    return xp.rad2deg(xp.arctan2(xp.hypot(num1, num2), denom))
+
+
+def _triangle_area(xp, a, b, c):
+    """Solid angle of the spherical triangle with unit-vector corners a, b, c
+    (Van Oosterom & Strackee)."""
+    bxc = (b[1] * c[2] - b[2] * c[1], b[2] * c[0] - b[0] * c[2], b[0] * c[1] - b[1] * c[0])
+    triple = a[0] * bxc[0] + a[1] * bxc[1] + a[2] * bxc[2]
+    ab = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+    bc = b[0] * c[0] + b[1] * c[1] + b[2] * c[2]
+    ca = c[0] * a[0] + c[1] * a[1] + c[2] * a[2]
+    return 2.0 * xp.arctan2(xp.abs(triple), 1.0 + ab + bc + ca)

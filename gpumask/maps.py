@@ -1,0 +1,538 @@
+"""Map: a :class:`~gpumask.WcsGeom` plus data that stays on its backend.
+
+A map's ``data`` is a numpy or cupy array of shape ``geom.data_shape``.  All
+operations run where the data lives; nothing here copies device data to the host
+except :meth:`Map.to_numpy`, :meth:`Map.plot` and the printed summaries, which go
+through :func:`gpumask.to_host` and are counted.
+
+Boolean maps follow gammapy's exclusion-mask convention: ``True`` = pixel is used,
+``False`` = excluded.
+"""
+
+from __future__ import annotations
+
+import html
+import operator
+
+import numpy as np
+from astropy import units as u
+
+from .backend import (
+    Backend,
+    backend_of,
+    common_backend,
+    get_backend,
+    is_device_array,
+    resolve_backend,
+    to_device,
+    to_host,
+)
+from .geom import WcsGeom
+
+__all__ = ["Map", "WcsNDMap"]
+
+
+class Map:
+    """A WCS map: geometry, data on its backend, unit and metadata.
+
+    Create maps with :meth:`from_geom`, :meth:`create` or :meth:`read`.
+
+    Parameters
+    ----------
+    geom : `~gpumask.WcsGeom`
+    data : array (numpy or cupy)
+        Shape ``geom.data_shape``.  Kept as given (no copy, same backend).
+    unit : str or `~astropy.units.Unit`
+    meta : dict, optional
+    """
+
+    # numpy must not turn ``ndarray * map`` into an object array: defer to Map.
+    __array_ufunc__ = None
+
+    def __init__(self, geom, data, unit="", meta=None):
+        if not isinstance(geom, WcsGeom):
+            raise TypeError(f"geom must be a WcsGeom, got {type(geom).__name__}")
+        self._geom = geom
+        self._unit = u.Unit(unit)
+        self.meta = dict(meta or {})
+        self._data = None
+        self.data = data
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def from_geom(cls, geom, data=None, dtype=None, unit="", meta=None, backend=None):
+        """Map on ``geom``.
+
+        With ``data=None`` a zero-filled array of ``dtype`` (default float32, as
+        gammapy) is created on the selected backend (``backend=`` > ``use_backend``
+        context > ``GPUMASK_BACKEND`` > auto).  A given numpy/cupy array stays on
+        its own backend unless ``backend=`` asks to move it; other array-likes
+        (lists, Quantities) are new data and go to the selected backend.
+        """
+        if isinstance(data, Map):
+            unit = data.unit if unit == "" else unit
+            data = data.data
+        if isinstance(data, u.Quantity):
+            unit = data.unit if unit == "" else unit
+            data = data.value
+        if data is None:
+            be = resolve_backend(backend)
+            data = be.xp.zeros(geom.data_shape, dtype=np.dtype(dtype or np.float32))
+        else:
+            if backend is not None:
+                be = get_backend(backend)
+            elif isinstance(data, np.ndarray) or is_device_array(data):
+                be = backend_of(data)
+            else:
+                be = resolve_backend()
+            data = to_device(data, be, dtype=dtype)
+        return cls(geom, data, unit=unit, meta=meta)
+
+    @classmethod
+    def create(cls, *, dtype=None, unit="", meta=None, backend=None, data=None, **geom_kwargs):
+        """Map on ``WcsGeom.create(**geom_kwargs)`` (npix, binsz, width, skydir,
+        frame, proj, refpix, axes), zero-filled unless ``data`` is given."""
+        geom = WcsGeom.create(**geom_kwargs)
+        return cls.from_geom(geom, data=data, dtype=dtype, unit=unit, meta=meta, backend=backend)
+
+    @classmethod
+    def read(cls, filename, hdu=None, hdu_bands=None, format=None, backend=None):
+        """Read a map from a FITS file (see :func:`gpumask.io.read_map`)."""
+        from .io import read_map  # noqa: PLC0415
+
+        return read_map(filename, hdu=hdu, hdu_bands=hdu_bands, format=format, backend=backend)
+
+    def write(self, filename, overwrite=False, hdu=None, hdu_bands=None, checksum=False):
+        """Write to FITS atomically (see :func:`gpumask.io.write_map`)."""
+        from .io import write_map  # noqa: PLC0415
+
+        write_map(self, filename, overwrite=overwrite, hdu=hdu, hdu_bands=hdu_bands, checksum=checksum)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def geom(self) -> WcsGeom:
+        return self._geom
+
+    @property
+    def data(self):
+        """The data array (numpy or cupy), shape ``geom.data_shape``."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        if isinstance(value, u.Quantity):
+            value = value.to_value(self._unit)
+        if not (isinstance(value, np.ndarray) or is_device_array(value)):
+            if self._data is None:
+                raise TypeError(
+                    f"data must be a numpy or cupy array, got {type(value).__name__}; "
+                    "use Map.from_geom to convert other inputs"
+                )
+            value = to_device(value, self.backend)
+        if tuple(value.shape) != self._geom.data_shape:
+            raise ValueError(
+                f"data shape {tuple(value.shape)} does not match the geometry's data shape "
+                f"{self._geom.data_shape} (axes {self._geom.axes_names[::-1]})"
+            )
+        if self._data is not None and backend_of(value).name != self.backend.name:
+            raise ValueError(
+                f"cannot assign {backend_of(value).name} data to a {self.backend.name} map; "
+                "use map.to_backend() or gpumask.to_device()"
+            )
+        self._data = value
+
+    @property
+    def backend(self) -> Backend:
+        return backend_of(self._data)
+
+    @property
+    def unit(self) -> u.Unit:
+        return self._unit
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    @property
+    def is_mask(self) -> bool:
+        return self._data.dtype == np.bool_
+
+    # ------------------------------------------------------------------ conversions
+    def to_backend(self, backend) -> "Map":
+        """This map on ``backend``: ``self`` when already there, else a copy
+        (upload to the device, or a counted copy to the host)."""
+        target = get_backend(backend)
+        if target.name == self.backend.name:
+            return self
+        if target.name == "numpy":
+            data = to_host(self._data)
+        else:
+            data = to_device(self._data, target)
+        return self._new(data)
+
+    def to_numpy(self) -> np.ndarray:
+        """The data as a numpy array (a counted device->host copy for cupy maps)."""
+        return to_host(self._data)
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(
+            "gpumask maps do not convert implicitly to numpy arrays (that would hide a "
+            "device->host copy); call map.to_numpy() or use map.data"
+        )
+
+    def copy(self, **kwargs) -> "Map":
+        """Copy with new ``geom``, ``data``, ``unit`` or ``meta`` where given (data
+        is copied on its backend otherwise)."""
+        params = dict(geom=self._geom, unit=self._unit, meta=dict(self.meta))
+        params.update(kwargs)
+        if "data" not in params:
+            params["data"] = self._data.copy()
+        return Map(**params)
+
+    def _new(self, data, geom=None, unit=None) -> "Map":
+        return Map(geom or self._geom, data, unit=self._unit if unit is None else unit, meta=dict(self.meta))
+
+    def astype(self, dtype) -> "Map":
+        """Map with data cast to ``dtype`` (on the same backend)."""
+        return self._new(self._data.astype(dtype))
+
+    # ------------------------------------------------------------------ axes
+    def _axis_index(self, name) -> int:
+        names = [ax.name for ax in self._geom.axes]
+        if name not in names:
+            raise ValueError(f"map has no axis {name!r}; its axes are {names}")
+        # axes are stored innermost-first; data dims are reversed axes then (y, x)
+        return len(names) - 1 - names.index(name)
+
+    def reduce_over_axes(self, func="sum", keepdims=True, axes_names=None) -> "Map":
+        """Reduce over non-spatial axes with ``func`` ("sum", "any", "all", "max",
+        "min", "mean").  ``keepdims`` keeps each axis as one squashed bin."""
+        funcs = ("sum", "any", "all", "max", "min", "mean")
+        if func not in funcs:
+            raise ValueError(f"func must be one of {funcs}, got {func!r}")
+        names = [ax.name for ax in self._geom.axes] if axes_names is None else list(axes_names)
+        if not names:
+            return self.copy()
+        dims = tuple(sorted(self._axis_index(n) for n in names))
+        xp = self.backend.xp
+        data = getattr(xp, func)(self._data, axis=dims, keepdims=keepdims)
+        if func == "sum" and self.is_mask:
+            data = data.astype(np.int64)
+        new_axes = [
+            (ax.squash() if keepdims else None) if ax.name in names else ax for ax in self._geom.axes
+        ]
+        geom = self._geom.to_image().to_cube([ax for ax in new_axes if ax is not None])
+        return self._new(data, geom=geom)
+
+    def sum_over_axes(self, keepdims=True, axes_names=None) -> "Map":
+        """Sum over non-spatial axes (gammapy's method; bool maps count as int)."""
+        return self.reduce_over_axes("sum", keepdims=keepdims, axes_names=axes_names)
+
+    def slice_by_idx(self, slices) -> "Map":
+        """Select along non-spatial axes: ``{"energy": 2}`` drops the axis,
+        ``{"energy": slice(1, 3)}`` keeps a sub-range."""
+        index = [slice(None)] * self._data.ndim
+        new_axes = []
+        for ax in self._geom.axes:
+            if ax.name not in slices:
+                new_axes.append(ax)
+                continue
+            sel = slices[ax.name]
+            dim = self._axis_index(ax.name)
+            if isinstance(sel, slice):
+                new_axes.append(ax.slice(sel))
+                start, stop, _ = sel.indices(ax.nbin)
+                index[dim] = slice(start, stop)
+            else:
+                if not (isinstance(sel, (int, np.integer)) and -ax.nbin <= sel < ax.nbin):
+                    raise IndexError(f"index {sel!r} out of range for axis {ax.name!r} ({ax.nbin} bins)")
+                index[dim] = int(sel)
+        unknown = set(slices) - {ax.name for ax in self._geom.axes}
+        if unknown:
+            raise ValueError(f"map has no axes {sorted(unknown)}; its axes are {self._geom.axes_names[2:]}")
+        geom = self._geom.to_image().to_cube(new_axes)
+        return self._new(self._data[tuple(index)], geom=geom)
+
+    def get_image_by_idx(self, idx) -> "Map":
+        """The image at non-spatial bin indices ``idx`` (innermost axis first)."""
+        names = [ax.name for ax in self._geom.axes]
+        if len(idx) != len(names):
+            raise ValueError(f"need one index per axis {names}, got {idx!r}")
+        return self.slice_by_idx(dict(zip(names, idx)))
+
+    def cutout(self, position, width, mode="trim", odd_npix=False, min_npix=1) -> "Map":
+        """Cutout around ``position`` (data sliced on its backend; with
+        ``mode="partial"`` pixels outside the parent are NaN, or False/0)."""
+        geom, sl_orig, sl_cut = self._geom._cutout(position, width, mode, odd_npix, min_npix)
+        if mode == "partial":
+            fill = np.nan if np.issubdtype(self.dtype, np.floating) else 0
+            data = self.backend.xp.full(geom.data_shape, fill, dtype=self.dtype)
+            data[(Ellipsis,) + tuple(sl_cut)] = self._data[(Ellipsis,) + tuple(sl_orig)]
+        else:
+            data = self._data[(Ellipsis,) + tuple(sl_orig)].copy()
+        return self._new(data, geom=geom)
+
+    # ------------------------------------------------------------------ arithmetic
+    def _other_data(self, other, op_name, same_unit):
+        """Data of ``other`` ready to combine with ours, and the other unit."""
+        if isinstance(other, Map):
+            if not self._geom == other._geom:
+                raise ValueError(
+                    f"{op_name}: map geometries differ ({self._geom.data_shape} vs "
+                    f"{other._geom.data_shape}, or different WCS/axes); reproject or cut one "
+                    "map to the other's geometry first"
+                )
+            common_backend(self, other, op=f"map {op_name}")
+            data, unit = other._data, other._unit
+        elif isinstance(other, u.Quantity):
+            data, unit = other.value, other.unit
+            if np.ndim(data) != 0:
+                data = to_device(data, self.backend)
+        elif isinstance(other, (np.ndarray,)) or is_device_array(other):
+            common_backend(self._data, other, op=f"map {op_name}")
+            data, unit = other, u.dimensionless_unscaled
+        elif np.isscalar(other) or isinstance(other, (bool, np.bool_)):
+            data, unit = other, u.dimensionless_unscaled
+        else:
+            return NotImplemented, None
+        # Plain numbers and arrays are taken in the map's unit; maps and Quantities
+        # are converted to it.
+        if same_unit:
+            if isinstance(other, (Map, u.Quantity)) and unit != self._unit:
+                try:
+                    factor = unit.to(self._unit)
+                except u.UnitConversionError:
+                    raise u.UnitConversionError(
+                        f"{op_name}: unit {unit!r} is not convertible to the map's unit {self._unit!r}"
+                    ) from None
+                if factor != 1.0:
+                    data = data * factor
+            unit = self._unit
+        return data, unit
+
+    def _binary(self, other, func, op_name, kind, reflected=False):
+        same_unit = kind in ("add", "compare", "logic")
+        data, unit = self._other_data(other, op_name, same_unit)
+        if data is NotImplemented:
+            return NotImplemented
+        a, b = (data, self._data) if reflected else (self._data, data)
+        result = func(a, b)
+        if kind == "mul":
+            out_unit = unit * self._unit
+        elif kind == "div":
+            out_unit = unit / self._unit if reflected else self._unit / unit
+        elif kind == "add":
+            out_unit = self._unit
+        else:
+            out_unit = u.dimensionless_unscaled
+        return self._new(result, unit=out_unit)
+
+    def _inplace(self, other, func, op_name, kind):
+        same_unit = kind in ("add", "logic")
+        data, unit = self._other_data(other, op_name, same_unit)
+        if data is NotImplemented:
+            return NotImplemented
+        if kind in ("mul", "div") and unit != u.dimensionless_unscaled:
+            self._unit = self._unit * unit if kind == "mul" else self._unit / unit
+        func(self._data, data, out=self._data)
+        return self
+
+    def _xp(self, name):
+        return getattr(self.backend.xp, name)
+
+    def __add__(self, other):
+        return self._binary(other, operator.add, "+", "add")
+
+    def __radd__(self, other):
+        return self._binary(other, operator.add, "+", "add", reflected=True)
+
+    def __sub__(self, other):
+        return self._binary(other, operator.sub, "-", "add")
+
+    def __rsub__(self, other):
+        return self._binary(other, operator.sub, "-", "add", reflected=True)
+
+    def __mul__(self, other):
+        return self._binary(other, operator.mul, "*", "mul")
+
+    def __rmul__(self, other):
+        return self._binary(other, operator.mul, "*", "mul", reflected=True)
+
+    def __truediv__(self, other):
+        return self._binary(other, operator.truediv, "/", "div")
+
+    def __rtruediv__(self, other):
+        return self._binary(other, operator.truediv, "/", "div", reflected=True)
+
+    def __pow__(self, other):
+        if isinstance(other, Map) or not np.isscalar(other):
+            raise TypeError("map ** x needs a scalar exponent")
+        return self._new(self._data**other, unit=self._unit**other)
+
+    def __iadd__(self, other):
+        return self._inplace(other, self._xp("add"), "+=", "add")
+
+    def __isub__(self, other):
+        return self._inplace(other, self._xp("subtract"), "-=", "add")
+
+    def __imul__(self, other):
+        # bool *= bool is a logical AND in numpy/cupy: the seed notebook's mask combination
+        return self._inplace(other, self._xp("multiply"), "*=", "mul")
+
+    def __itruediv__(self, other):
+        return self._inplace(other, self._xp("true_divide"), "/=", "div")
+
+    def __neg__(self):
+        return self._new(-self._data)
+
+    def __pos__(self):
+        return self.copy()
+
+    def __abs__(self):
+        return self._new(abs(self._data))
+
+    # comparisons (elementwise, as gammapy; results are boolean maps)
+    def __lt__(self, other):
+        return self._binary(other, operator.lt, "<", "compare")
+
+    def __le__(self, other):
+        return self._binary(other, operator.le, "<=", "compare")
+
+    def __gt__(self, other):
+        return self._binary(other, operator.gt, ">", "compare")
+
+    def __ge__(self, other):
+        return self._binary(other, operator.ge, ">=", "compare")
+
+    def __eq__(self, other):
+        return self._binary(other, operator.eq, "==", "compare")
+
+    def __ne__(self, other):
+        return self._binary(other, operator.ne, "!=", "compare")
+
+    __hash__ = None
+
+    # logic
+    def _check_logical(self, op_name):
+        if not (self.is_mask or np.issubdtype(self.dtype, np.integer)):
+            raise TypeError(f"{op_name} needs a boolean (or integer) map, this one is {self.dtype}")
+
+    def __and__(self, other):
+        self._check_logical("&")
+        return self._binary(other, operator.and_, "&", "logic")
+
+    def __rand__(self, other):
+        self._check_logical("&")
+        return self._binary(other, operator.and_, "&", "logic", reflected=True)
+
+    def __or__(self, other):
+        self._check_logical("|")
+        return self._binary(other, operator.or_, "|", "logic")
+
+    def __ror__(self, other):
+        self._check_logical("|")
+        return self._binary(other, operator.or_, "|", "logic", reflected=True)
+
+    def __xor__(self, other):
+        self._check_logical("^")
+        return self._binary(other, operator.xor, "^", "logic")
+
+    def __rxor__(self, other):
+        self._check_logical("^")
+        return self._binary(other, operator.xor, "^", "logic", reflected=True)
+
+    def __iand__(self, other):
+        self._check_logical("&=")
+        return self._inplace(other, self._xp("bitwise_and"), "&=", "logic")
+
+    def __ior__(self, other):
+        self._check_logical("|=")
+        return self._inplace(other, self._xp("bitwise_or"), "|=", "logic")
+
+    def __invert__(self):
+        self._check_logical("~")
+        return self._new(~self._data)
+
+    def __bool__(self):
+        raise TypeError(
+            "the truth value of a map is ambiguous; reduce it explicitly "
+            "(e.g. bool(map.data.any()), which copies one value to the host)"
+        )
+
+    # ------------------------------------------------------------------ display
+    def _summary(self) -> list[tuple[str, str]]:
+        geom = self._geom
+        be = self.backend
+        backend = be.name
+        if be.is_gpu:
+            backend += f" (device {self._data.device.id})"
+        rows = [
+            ("geom", "WcsGeom"),
+            ("axes", str(geom.axes_names)),
+            ("shape", str(tuple(geom.npix) + tuple(ax.nbin for ax in geom.axes))),
+            ("ndim", str(geom.ndim)),
+            ("frame", geom.frame),
+            ("projection", geom.projection),
+            ("unit", self._unit.to_string() or "''"),
+            ("dtype", str(self.dtype)),
+            ("backend", backend),
+        ]
+        if self.is_mask:
+            # One scalar crosses to the host here, through the counted funnel.
+            used = int(to_host(self._data.sum()))
+            size = int(self._data.size)
+            frac = 100.0 * (size - used) / size if size else 0.0
+            rows.append(("excluded", f"{size - used} of {size} pixels ({frac:.2f} %, False = excluded)"))
+        return rows
+
+    def __repr__(self):
+        body = "".join(f"\t{key:<10s} : {value}\n" for key, value in self._summary())
+        return f"Map\n\n{body}"
+
+    def _repr_html_(self):
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"{html.escape(v)}</td></tr>"
+            for k, v in self._summary()
+        )
+        return f"<div><strong>gpumask Map</strong><table>{rows}</table></div>"
+
+    def plot(self, ax=None, add_cbar=False, **kwargs):
+        """Plot a 2D map with matplotlib/WCSAxes (needs the ``plot`` extra).
+
+        Copies the image to the host explicitly (counted).  Masks are drawn with
+        excluded pixels (False) dark.  Returns the axes.
+        """
+        try:
+            import matplotlib.pyplot as plt  # noqa: PLC0415
+        except ImportError:
+            raise ImportError("Map.plot needs matplotlib: pip install 'gpumask[plot]'") from None
+        if not self._geom.is_image:
+            raise ValueError(
+                "plot() draws images; reduce the map first, e.g. map.sum_over_axes(keepdims=False) "
+                "or map.slice_by_idx({'energy': 0})"
+            )
+        if ax is None:
+            fig = plt.gcf()
+            ax = fig.add_subplot(projection=self._geom.wcs)
+        data = self.to_numpy()
+        if self.is_mask:
+            kwargs.setdefault("cmap", "gray")
+            kwargs.setdefault("vmin", 0)
+            kwargs.setdefault("vmax", 1)
+            data = data.astype(np.uint8)
+        kwargs.setdefault("origin", "lower")
+        kwargs.setdefault("interpolation", "nearest")
+        im = ax.imshow(data, **kwargs)
+        if add_cbar:
+            plt.colorbar(im, ax=ax, label=self._unit.to_string() or None)
+        try:
+            ax.coords[0].set_axislabel(f"{'Galactic Longitude' if self._geom.frame == 'galactic' else 'Right Ascension'}")
+            ax.coords[1].set_axislabel(f"{'Galactic Latitude' if self._geom.frame == 'galactic' else 'Declination'}")
+        except (AttributeError, IndexError):
+            pass  # a plain matplotlib Axes was passed
+        return ax
+
+
+#: gammapy's name for the WCS map class.
+WcsNDMap = Map
