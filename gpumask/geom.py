@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import Angle, SkyCoord
+from astropy.coordinates import Angle, CartesianRepresentation, SkyCoord
 from astropy.io import fits
 from astropy.nddata import Cutout2D
 from astropy.wcs import WCS
@@ -59,11 +59,8 @@ def frame_rotation_matrix(frame_from: str, frame_to: str) -> np.ndarray:
     for the fixed-rotation frames gpumask supports (icrs, galactic, fk5 J2000).
     """
     frame_from, frame_to = _frame_name(frame_from), _frame_name(frame_to)
-    basis = SkyCoord(
-        x=[1.0, 0.0, 0.0], y=[0.0, 1.0, 0.0], z=[0.0, 0.0, 1.0],
-        representation_type="cartesian", frame=frame_from,
-    )
-    out = basis.transform_to(frame_to).cartesian.xyz.value  # columns = images of the basis
+    basis = CartesianRepresentation(np.eye(3))  # the three unit vectors, as columns
+    out = SkyCoord(basis, frame=frame_from).transform_to(frame_to).cartesian.xyz.value
     matrix = np.asarray(out, dtype=float)
     if not np.allclose(matrix @ matrix.T, np.eye(3), atol=1e-12):
         raise ValueError(f"{frame_from} -> {frame_to} is not a pure rotation")

@@ -1,0 +1,75 @@
+"""``gpumask info`` / ``gpumask demo`` (README's first command)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gpumask
+from gpumask.__main__ import main
+
+
+def test_info_command(capsys):
+    assert main(["info", "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "backend         : numpy" in out and "explicit backend= argument" in out
+
+
+def test_demo_writes_the_tutorial_mask(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    assert main(["demo", "--out", str(out_dir), "--backend", "numpy"]) == 0
+    printed = capsys.readouterr().out
+    assert "exclusion_mask.fits" in printed
+    mask = gpumask.read_map(out_dir / "exclusion_mask.fits", backend="numpy")
+    assert mask.is_mask and mask.geom.npix == (250, 250) and mask.geom.frame == "galactic"
+    summary = json.loads((out_dir / "summary.json").read_text())
+    data = mask.to_numpy()
+    assert summary["excluded_pixels"] == int((~data).sum())
+
+    # The tutorial's two regions, rasterised independently with the regions package
+    # (pixel-centre containment) on the same WCS: the same pixels are excluded.
+    regions = pytest.importorskip("regions")
+    from gpumask._demo import DEMO_REGIONS
+
+    ny, nx = mask.geom.data_shape
+    yy, xx = np.mgrid[:ny, :nx]
+    expected = np.zeros((ny, nx), bool)
+    for region in regions.Regions.parse(DEMO_REGIONS, format="ds9"):
+        expected |= region.to_pixel(mask.geom.wcs).contains(regions.PixCoord(xx, yy))
+    np.testing.assert_array_equal(~data, expected)
+    assert expected.sum() == 1958
+
+
+def test_demo_refuses_to_overwrite(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    assert main(["demo", "--out", str(out_dir), "--backend", "numpy"]) == 0
+    target = out_dir / "exclusion_mask.fits"
+    before = (target.read_bytes(), target.stat().st_mtime_ns)
+    assert main(["demo", "--out", str(out_dir), "--backend", "numpy"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (target.read_bytes(), target.stat().st_mtime_ns) == before
+    assert main(["demo", "--out", str(out_dir), "--backend", "numpy", "--overwrite"]) == 0
+
+
+@pytest.mark.gammapy
+def test_demo_output_opens_in_gammapy_as_bool(tmp_path, gammapy_maps):
+    assert main(["demo", "--out", str(tmp_path), "--backend", "numpy"]) == 0
+    m = gammapy_maps.Map.read(tmp_path / "exclusion_mask.fits")
+    assert m.data.dtype == bool and int((~m.data).sum()) == 1958
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "gpumask", "info", "--backend", "numpy"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "gpumask info" in result.stdout
+
+
+def test_bad_backend_is_reported(capsys):
+    assert main(["info", "--backend", "tpu"]) == 2
+    assert "tpu" in capsys.readouterr().err
