@@ -125,7 +125,7 @@ class MapAxis:
         """
         emin = u.Quantity(energy_min, unit)
         emax = u.Quantity(energy_max, unit)
-        unit = emin.unit if unit is None else u.Unit(unit)
+        unit = emax.unit if unit is None else u.Unit(unit)  # gammapy takes energy_max's unit
         lo, hi = emin.to_value(unit), emax.to_value(unit)
         if not (0 < lo < hi):
             raise ValueError(f"need 0 < energy_min < energy_max, got {emin} and {emax}")
@@ -137,8 +137,8 @@ class MapAxis:
         if node_type == "edges":
             nodes = np.geomspace(lo, hi, nbin + 1)
         elif node_type == "center":
-            edges = np.log(np.geomspace(lo, hi, nbin + 1))
-            nodes = np.exp(0.5 * (edges[1:] + edges[:-1]))
+            # gammapy: the bounds are the first and last node
+            nodes = np.geomspace(lo, hi, nbin)
         else:
             raise ValueError(f"node_type must be one of {_NODE_TYPES}, got {node_type!r}")
         axis = cls(nodes, unit=unit, interp="log", name=name, node_type=node_type)

@@ -23,11 +23,13 @@ Writing a boolean map to an HDU whose name lacks "mask" warns with
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tempfile
 import threading
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +83,11 @@ def map_to_hdulist(m: Map, hdu=None, hdu_bands=None) -> fits.HDUList:
         bands = axes_to_bands_hdu(m.geom.axes, hdu_bands=hdu_bands)
         header["BANDSHDU"] = hdu_bands
 
+    if m.dtype.kind == "c" or m.dtype == np.float16:
+        raise TypeError(
+            f"cannot write a {m.dtype} map to FITS; use map.astype('float32') (or float64, "
+            "int*, uint8, bool)"
+        )
     data = to_host(m.data)  # the one device->host copy on the way to disk
     if m.is_mask:
         data = data.astype(np.uint8)
@@ -184,20 +191,42 @@ def open_fits(filename):
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise FitsReadError(f"{path}: is a directory, not a FITS file")
+    _check_gzip_complete(path)
+    hdulist = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             hdulist = fits.open(path, memmap=False, lazy_load_hdus=False)
             for hdu in hdulist:
                 _ = hdu.data  # force the read: truncation shows up here
+            error = None
         except Exception as exc:
-            raise FitsReadError(f"{path}: not a readable FITS file ({type(exc).__name__}: {exc})") from None
-    problems = [str(w.message) for w in caught if "truncat" in str(w.message).lower()]
-    problems += [str(w.message) for w in caught if "corrupt" in str(w.message).lower()]
-    if problems:
-        hdulist.close()
-        raise FitsReadError(f"{path}: file is truncated or corrupt ({problems[0]})")
+            error = f"{type(exc).__name__}: {exc}"
+    problems = [
+        str(w.message) for w in caught
+        if any(word in str(w.message).lower() for word in ("truncat", "corrupt"))
+    ]
+    if problems or error:
+        if hdulist is not None:
+            hdulist.close()
+        if problems:
+            raise FitsReadError(f"{path}: file is truncated or corrupt ({problems[0]})")
+        raise FitsReadError(f"{path}: not a readable FITS file ({error})")
     return hdulist
+
+
+def _check_gzip_complete(path):
+    """astropy silently stops at the end of a cut gzip stream; read it through to
+    the end so a truncated .gz is reported as such."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 22):
+                pass
+    except (EOFError, OSError, zlib.error) as exc:
+        raise FitsReadError(f"{path}: file is truncated or corrupt (gzip: {exc})") from None
 
 
 def _find_hdu(hdulist, hdu, path):
