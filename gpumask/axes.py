@@ -228,10 +228,13 @@ class MapAxis:
     def coord_to_idx(self, coord, clip=False) -> np.ndarray:
         """Integer bin index of ``coord``; -1 outside the axis unless ``clip``."""
         pix = self.coord_to_pix(coord)
-        idx = np.floor(pix + 0.5).astype(int)
+        finite = np.isfinite(pix)
+        idx = np.floor(np.where(finite, pix, 0.0) + 0.5).astype(int)
         if clip:
-            return np.clip(idx, 0, self.nbin - 1)
-        return np.where((idx < 0) | (idx >= self.nbin) | ~np.isfinite(pix), -1, idx)
+            idx = np.clip(idx, 0, self.nbin - 1)
+        else:
+            idx = np.where((idx < 0) | (idx >= self.nbin), -1, idx)
+        return np.where(finite, idx, -1)  # NaN/inf never land in a bin (as gammapy)
 
     def squash(self) -> "MapAxis":
         """One bin spanning the whole axis (edges first and last edge)."""

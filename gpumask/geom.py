@@ -181,7 +181,7 @@ class WcsGeom:
 
         if refpix is None:
             refpix = ((npix[0] + 1) / 2.0, (npix[1] + 1) / 2.0)
-        elif not (isinstance(refpix, (tuple, list)) and len(refpix) == 2):
+        elif np.ndim(refpix) != 1 or len(refpix) != 2:
             raise ValueError(f"refpix must be a pair (x, y) in FITS pixels, got {refpix!r}")
 
         frame_obj = SkyCoord(np.nan, np.nan, frame=frame, unit="deg").frame
