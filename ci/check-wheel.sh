@@ -32,4 +32,12 @@ assert "site-packages" in str(d), f"installed gpumask found kernels outside the 
 print(f"installed package finds its kernels in {d}")
 assert "cupy" not in sys.modules
 PY
+# An editable install must use the live kernels/ of the checkout instead.
+"$py" -m pip install --quiet --no-deps --force-reinstall --editable "$repo"
+"$py" - "$repo" <<'PY'
+import sys, pathlib, gpumask._kernels as k
+repo = pathlib.Path(sys.argv[1]).resolve()
+assert k.kernel_dir().resolve() == repo / "kernels", k.kernel_dir()
+print(f"editable install finds the live kernels in {k.kernel_dir()}")
+PY
 echo "wheel check passed"
