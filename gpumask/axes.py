@@ -17,7 +17,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
 
-__all__ = ["MapAxis", "axes_to_bands_hdu", "axes_from_bands_hdu"]
+__all__ = ["MapAxis", "axes_header", "axes_to_bands_hdu", "axes_from_bands_hdu"]
 
 _INTERPS = ("lin", "log", "sqrt")
 _NODE_TYPES = ("edges", "center")
@@ -316,6 +316,17 @@ def _gadf_colnames(axis):
     return name, f"{name}_MIN", f"{name}_MAX"
 
 
+def axes_header(axes) -> fits.Header:
+    """gammapy's ``AXCOLSi``/``INTERPi`` keywords for ``axes`` (1-based ``i``); they
+    go both on the bands table and on the image HDU."""
+    header = fits.Header()
+    for idx, ax in enumerate(axes, start=1):
+        ctr, cmin, cmax = _gadf_colnames(ax)
+        header[f"AXCOLS{idx}"] = f"{cmin},{cmax}" if ax.node_type == "edges" else ctr
+        header[f"INTERP{idx}"] = ax.interp
+    return header
+
+
 def axes_to_bands_hdu(axes, hdu_bands="BANDS") -> fits.BinTableHDU:
     """gammapy "gadf" bands table for ``axes`` (CHANNEL, centre, MIN/MAX columns,
     ``AXCOLSi``/``INTERPi`` keywords), the layout gammapy 2.1 writes and reads."""
@@ -328,17 +339,10 @@ def axes_to_bands_hdu(axes, hdu_bands="BANDS") -> fits.BinTableHDU:
     centers = np.meshgrid(*[ax.center.value for ax in axes])
     mins = np.meshgrid(*[ax.edges_min.value for ax in axes])
     maxs = np.meshgrid(*[ax.edges_max.value for ax in axes])
-    header = fits.Header()
     for idx, ax in enumerate(axes):
-        ctr, cmin, cmax = _gadf_colnames(ax)
-        for colname, grid in zip((ctr, cmin, cmax), (centers, mins, maxs)):
+        for colname, grid in zip(_gadf_colnames(ax), (centers, mins, maxs)):
             table[colname] = u.Quantity(np.ravel(grid[idx]), ax.unit)
-        if ax.node_type == "edges":
-            header[f"AXCOLS{idx + 1}"] = f"{cmin},{cmax}"
-        else:
-            header[f"AXCOLS{idx + 1}"] = ctr
-        header[f"INTERP{idx + 1}"] = ax.interp
-    return fits.BinTableHDU(table, name=hdu_bands, header=header)
+    return fits.BinTableHDU(table, name=hdu_bands, header=axes_header(axes))
 
 
 def axes_from_bands_hdu(hdu, format="gadf") -> list[MapAxis]:

@@ -28,7 +28,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import celestial_frame_to_wcs, proj_plane_pixel_scales, wcs_to_celestial_frame
 
 from ._utils import parse_angle, parse_angle_pair
-from .axes import MapAxis, axes_from_bands_hdu
+from .axes import MapAxis, axes_from_bands_hdu, axes_header
 from .backend import is_device_array, resolve_backend, to_device, to_host
 from .errors import HostFallbackWarning
 
@@ -231,13 +231,7 @@ class WcsGeom:
     def to_header(self) -> fits.Header:
         """FITS header: the WCS, gammapy's AXCOLSi/INTERPi keywords and WCSSHAPE."""
         header = self._wcs.to_header()
-        for idx, ax in enumerate(self._axes, start=1):
-            if ax.node_type == "edges":
-                cols = "E_MIN,E_MAX" if ax.name == "energy" else f"{ax.name.upper()}_MIN,{ax.name.upper()}_MAX"
-            else:
-                cols = "ENERGY" if ax.name == "energy" else ax.name.upper()
-            header[f"AXCOLS{idx}"] = cols
-            header[f"INTERP{idx}"] = ax.interp
+        header.update(axes_header(self._axes))
         shape = ",".join(str(n) for n in (*self._npix, *(ax.nbin for ax in self._axes)))
         header["WCSSHAPE"] = f"({shape})"
         return header
