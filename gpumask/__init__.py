@@ -21,6 +21,7 @@ from .geom import WcsGeom
 from .info import info
 from .io import FitsReadError, read_map, write_map
 from .maps import Map, WcsNDMap
+from .regions import make_region, parse_regions
 
 try:
     from importlib.metadata import version as _version
@@ -45,6 +46,8 @@ __all__ = [
     "count_transfers",
     "get_backend",
     "info",
+    "make_region",
+    "parse_regions",
     "read_dataset",
     "read_map",
     "to_device",

@@ -51,32 +51,34 @@ def _render_defines(defines: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def get_kernel(filename: str, name: str, defines: dict | None = None):
+def get_kernel(filename: str, name: str, defines: dict | None = None, options: tuple = ()):
     """Compiled :class:`cupy.RawKernel` ``name`` from ``kernels/filename``.
 
-    ``defines`` are injected as ``#define KEY VALUE`` lines before the source.
-    Only call this from code that already runs on the cupy backend.
+    ``defines`` are injected as ``#define KEY VALUE`` lines before the source;
+    ``options`` are extra NVRTC flags (e.g. ``("--fmad=false",)`` where results
+    must round exactly like NumPy's).  Only call this from code that already runs
+    on the cupy backend.
     """
     source = kernel_source(filename)
     rendered = _render_defines(defines or {})
     digest = hashlib.sha1((rendered + source).encode()).hexdigest()
-    return _compile(filename, name, rendered, digest)
+    return _compile(filename, name, rendered, digest, tuple(options))
 
 
 @functools.lru_cache(maxsize=None)
-def _compile_cached(filename: str, name: str, rendered: str, digest: str, device_id: int):
+def _compile_cached(filename, name, rendered, digest, options, device_id):
     import cupy  # noqa: PLC0415 - only reached on the cupy backend
 
     code = rendered + kernel_source(filename)
     module = cupy.RawModule(
         code=code,
-        options=("-std=c++17", f"-I{kernel_dir()}"),
+        options=("-std=c++17", f"-I{kernel_dir()}", *options),
         name_expressions=None,
     )
     return module.get_function(name)
 
 
-def _compile(filename: str, name: str, rendered: str, digest: str):
+def _compile(filename, name, rendered, digest, options=()):
     import cupy  # noqa: PLC0415
 
-    return _compile_cached(filename, name, rendered, digest, cupy.cuda.Device().id)
+    return _compile_cached(filename, name, rendered, digest, options, cupy.cuda.Device().id)

@@ -490,6 +490,21 @@ class WcsGeom:
         Cutout2D ``mode``), ``width`` as (lon, lat) or one angle."""
         return self._cutout(position, width, mode, odd_npix, min_npix)[0]
 
+    def region_mask(self, regions, inside=True, method="sky", backend=None):
+        """Boolean Map of the pixels inside ``regions`` (True inside; ``inside=False``
+        inverts, gammapy's exclusion convention).
+
+        ``regions``: ds9 text or file, ``regions`` objects, ``Regions``, a SkyCoord
+        (points) or a list of these; ds9 ``-shape`` exclusions are honoured.
+        ``method="sky"`` (default) is exact spherical geometry; ``method="pixel"``
+        reproduces gammapy 2.1 (regions 0.11) bit for bit.  See
+        :mod:`gpumask.regions`.  The mask is built on ``backend`` (default: the
+        active selection) and repeated over non-spatial axes.
+        """
+        from .regions import region_mask  # noqa: PLC0415 - regions imports are heavy
+
+        return region_mask(self, regions, inside=inside, method=method, backend=backend)
+
     def boundary_mask(self, width, backend=None):
         """Boolean map, False within ``width`` of the map edges, True inside.
 

@@ -1,0 +1,541 @@
+"""Sky and pixel regions -> boolean masks.
+
+``WcsGeom.region_mask(regions, inside=True, method="sky")`` is the entry point;
+:func:`make_region` and :func:`parse_regions` turn ds9 text and files into
+``regions`` objects.
+
+What is accepted as ``regions``
+    a ds9 string (one or many shapes, any frame regions parses: icrs, fk5, fk4,
+    galactic, ecliptic, image), the path of a region file (ds9; ``.crtf`` and
+    ``.fits`` by extension), one ``regions`` object, a list of any of these,
+    ``regions.Regions``, or a SkyCoord (scalar or array: point regions).
+Shapes
+    circle, ellipse, box/rectangle (rotated), polygon, circle annulus, ellipse
+    and box annuli, point - in sky or pixel coordinates - and compound regions
+    (``a | b``, ``a & b``, ``a ^ b``, ``a - b``).  Text and line regions are
+    annotations without area and are ignored.
+ds9 exclusion
+    A shape with a leading ``-`` (``include=0`` in its meta) is removed from the
+    union of the others, as ds9 and funtools mean it; if every shape is excluded,
+    the implicit include region is the whole field.
+``method="sky"`` (default)
+    Geometry on the sphere, independent of the map's projection: a circle is every
+    pixel centre within the angular radius (great-circle distance); ellipses and
+    boxes live in the gnomonic tangent plane at their centre (so box sides are
+    great circles and a box's half-width is reached along its axis); polygons
+    have great-circle edges.  Boundaries are inclusive.  Pixel regions keep their
+    pixel-space definition.
+``method="pixel"``
+    gammapy 2.1 + regions 0.11 bit for bit: every sky region becomes a pixel
+    region (radius from the pixel scale 1 arcsec north of the centre) and pixel
+    centres are tested with regions' own boundary rules; points mark the 1-4
+    pixels within one pixel of them.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import warnings
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+
+from . import _region_compile as rc
+from ._region_raster import rasterise_cupy, rasterise_numpy
+from .backend import resolve_backend, to_device
+
+__all__ = ["make_region", "parse_regions", "region_mask", "METHODS"]
+
+METHODS = ("sky", "pixel")
+_ACCEPTED = (
+    "a ds9 region string, a region file path, a regions.Region, regions.Regions, "
+    "a SkyCoord (points) or a list of these"
+)
+_SUPPORTED_SHAPES = (
+    "circle, ellipse, box/rectangle, polygon, annulus (circle, ellipse, box), point "
+    "and compound regions, in sky or pixel coordinates"
+)
+
+
+class _Points:
+    """A batch of point positions (a SkyCoord array, kept as one object)."""
+
+    def __init__(self, coords, include=True):
+        self.coords = coords if not coords.isscalar else coords.reshape((1,))
+        self.include = include
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def make_region(region):
+    """One ``regions`` object from a ds9 string, e.g.
+    ``make_region("galactic;box(185,-4,1.0,0.5, 45)")`` (as gammapy's former
+    ``gammapy.utils.regions.make_region``).  A region object is returned as is."""
+    if not isinstance(region, str):
+        import regions as _regions  # noqa: PLC0415
+
+        if isinstance(region, _regions.Region):
+            return region
+        raise TypeError(f"make_region expects a ds9 string, got {type(region).__name__}")
+    parsed = parse_ds9(region)
+    if len(parsed) != 1:
+        raise ValueError(
+            f"make_region expects exactly one shape, the text holds {len(parsed)}: "
+            f"{region!r}; use gpumask.parse_regions for several"
+        )
+    return parsed[0]
+
+
+def parse_ds9(text: str, source: str = "ds9 text"):
+    """Parse ds9 region text with ``regions``, turning its skip-warnings (unknown
+    shapes, missing frames) and parse errors into ValueErrors that quote the line."""
+    from regions import Regions  # noqa: PLC0415
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            parsed = Regions.parse(text, format="ds9")
+        except Exception as exc:  # regions raises ValueError, KeyError, IndexError...
+            number, line = _first_bad_line(text)
+            where = f" line {number}: {line!r}" if number else ""
+            raise ValueError(f"cannot parse {source}{where} ({type(exc).__name__}: {exc})") from exc
+    for warning in caught:
+        message = str(warning.message)
+        if "skipping" in message or "unable to parse" in message:
+            number, line = _line_quoted_in(text, message)
+            where = f" line {number}: {line!r}" if number else ""
+            raise ValueError(f"cannot parse {source}{where}: {message}")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return list(parsed)
+
+
+def _first_bad_line(text):
+    """(1-based number, text) of the first line whose prefix no longer parses."""
+    from regions import Regions  # noqa: PLC0415
+
+    lines = text.splitlines()
+
+    def fails(k):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                Regions.parse("\n".join(lines[:k]), format="ds9")
+            except Exception:
+                return True
+        return False
+
+    lo, hi = 1, len(lines)
+    if not lines or not fails(hi):
+        return 0, ""
+    while lo < hi:  # smallest failing prefix: O(log n) parses
+        mid = (lo + hi) // 2
+        if fails(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo, lines[lo - 1].strip()
+
+
+def _line_quoted_in(text, message):
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        for part in [stripped, *stripped.split(";")]:
+            part = part.strip()
+            if part and f'"{part}"' in message:
+                return number, stripped
+    return 0, ""
+
+
+def _read_file(path: Path):
+    from regions import Regions  # noqa: PLC0415
+
+    if not path.is_file():
+        raise FileNotFoundError(f"region file {str(path)!r} does not exist")
+    name = path.name.lower()
+    if name.endswith(".crtf"):
+        return list(Regions.read(path, format="crtf"))
+    if name.endswith((".fits", ".fits.gz", ".fit")):
+        return list(Regions.read(path, format="fits"))
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"region file {str(path)!r} is not ds9 text: {exc}") from exc
+    return parse_ds9(text, source=f"region file {str(path)!r}")
+
+
+def parse_regions(regions) -> list:
+    """Flatten any accepted ``regions`` input into a list of region objects
+    (SkyCoords stay point batches)."""
+    import regions as _regions  # noqa: PLC0415
+
+    if regions is None:
+        return []
+    if isinstance(regions, os.PathLike):
+        return _read_file(Path(regions))
+    if isinstance(regions, str):
+        text = regions.strip()
+        if not text:
+            return []
+        if "(" in text or "\n" in text:
+            return parse_ds9(regions)
+        if Path(text).expanduser().is_file():
+            return _read_file(Path(text).expanduser())
+        raise ValueError(
+            f"{regions!r} is neither ds9 region text (e.g. 'icrs;circle(83.63,22.01,0.3)') "
+            "nor an existing region file"
+        )
+    if isinstance(regions, SkyCoord):
+        return [_Points(regions)]
+    if isinstance(regions, (_regions.Region, _Points)):
+        return [regions]
+    if isinstance(regions, (_regions.Regions, list, tuple)):
+        out = []
+        for item in regions:
+            out.extend(parse_regions(item))
+        return out
+    raise TypeError(f"regions must be {_ACCEPTED}; got {type(regions).__name__}")
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _include(region) -> bool:
+    if isinstance(region, _Points):
+        return region.include
+    return bool(region.meta.get("include", True))
+
+
+def _check_angle(value, label, what, *, positive=True, upper=None):
+    q = u.Quantity(value)
+    v = q.to_value(u.deg) if q.unit.physical_type == "angle" else q.value
+    if not np.isfinite(v) or (positive and v <= 0):
+        need = "a finite, positive" if positive else "a finite"
+        raise ValueError(f"{label}: {what} must be {need} size, got {value}")
+    if upper is not None and q.unit.physical_type == "angle" and v >= upper:
+        raise ValueError(
+            f"{label}: {what} = {value} is too large for method='sky' (must be < {upper} deg, "
+            "the shape lives in the gnomonic plane at its centre)"
+        )
+
+
+def _check_coord(coord, label):
+    if isinstance(coord, SkyCoord):
+        sph = coord.spherical
+        if not (np.all(np.isfinite(sph.lon.deg)) and np.all(np.isfinite(sph.lat.deg))):
+            raise ValueError(f"{label}: position is not finite: {coord}")
+    elif not (np.all(np.isfinite(coord.x)) and np.all(np.isfinite(coord.y))):
+        raise ValueError(f"{label}: pixel position is not finite: {coord}")
+
+
+def _validate(region, label, method):
+    import regions as R  # noqa: PLC0415
+
+    if isinstance(region, _Points):
+        return
+    if isinstance(region, (R.CompoundSkyRegion, R.CompoundPixelRegion)):
+        _validate(region.region1, f"{label} (first operand)", method)
+        _validate(region.region2, f"{label} (second operand)", method)
+        return
+    sky = isinstance(region, R.SkyRegion)
+    upper = 180.0 if (sky and method == "sky") else None
+    if isinstance(region, (R.TextSkyRegion, R.TextPixelRegion, R.LineSkyRegion, R.LinePixelRegion)):
+        return
+    if hasattr(region, "center"):
+        _check_coord(region.center, label)
+    if isinstance(region, (R.CircleSkyRegion, R.CirclePixelRegion)):
+        _check_angle(region.radius, label, "radius")
+    elif isinstance(region, (R.CircleAnnulusSkyRegion, R.CircleAnnulusPixelRegion)):
+        _check_angle(region.inner_radius, label, "inner_radius")
+        _check_angle(region.outer_radius, label, "outer_radius")
+        if not region.inner_radius < region.outer_radius:
+            raise ValueError(f"{label}: inner_radius must be smaller than outer_radius")
+    elif isinstance(region, (R.EllipseSkyRegion, R.EllipsePixelRegion, R.RectangleSkyRegion,
+                             R.RectanglePixelRegion)):
+        _check_angle(region.width, label, "width", upper=upper)
+        _check_angle(region.height, label, "height", upper=upper)
+        _check_angle(region.angle, label, "angle", positive=False)
+    elif isinstance(region, (R.EllipseAnnulusSkyRegion, R.EllipseAnnulusPixelRegion,
+                             R.RectangleAnnulusSkyRegion, R.RectangleAnnulusPixelRegion)):
+        for name in ("inner_width", "outer_width", "inner_height", "outer_height"):
+            _check_angle(getattr(region, name), label, name, upper=upper)
+        _check_angle(region.angle, label, "angle", positive=False)
+    elif isinstance(region, (R.PolygonSkyRegion, R.PolygonPixelRegion)):
+        n = len(np.atleast_1d(region.vertices.x if not sky else region.vertices.spherical.lon))
+        if n < 3:
+            raise ValueError(f"{label}: a polygon needs at least 3 vertices, got {n}")
+        _check_coord(region.vertices, label)
+    elif isinstance(region, (R.PointSkyRegion, R.PointPixelRegion)):
+        pass
+    else:
+        raise TypeError(f"{label}: unsupported region type {type(region).__name__}; "
+                        f"supported: {_SUPPORTED_SHAPES}")
+
+
+# ----------------------------------------------------------------------------- compilation
+
+
+def _compile(leaves, geom, method):
+    """ShapeTable and point pixels (flat indices, flags) of non-compound regions.
+
+    ``leaves`` is a list of (region, flag) pairs, flag = FLAG_EXCLUDE or 0.
+    """
+    import regions as R  # noqa: PLC0415
+
+    frame = rc.map_frame(geom)
+    wcs = geom.wcs
+    groups: dict = {}
+    tables = []
+    point_idx, point_flag = [], []
+
+    def add_points(x, y, flag):
+        idx = rc.point_pixels(x, y, geom, method)
+        point_idx.append(idx)
+        point_flag.append(np.full(len(idx), flag, np.int32))
+
+    for region, flag in leaves:
+        if isinstance(region, _Points):
+            add_points(*rc.points_to_pixels(region.coords, geom), flag)
+        elif isinstance(region, (R.TextSkyRegion, R.TextPixelRegion, R.LineSkyRegion,
+                                 R.LinePixelRegion)):
+            continue
+        elif isinstance(region, R.PointPixelRegion):
+            add_points(region.center.x, region.center.y, flag)
+        elif isinstance(region, R.PolygonPixelRegion):
+            tables.append(rc.pixel_polygon(region.vertices.x, region.vertices.y, flag))
+        elif isinstance(region, R.PolygonSkyRegion):
+            if method == "sky":
+                label = f"polygon {region.vertices}"
+                tables.append(rc.sky_polygon(region.vertices, flag, frame, label))
+            else:
+                x, y = wcs.world_to_pixel(region.vertices)
+                tables.append(rc.pixel_polygon(x, y, flag))
+        elif isinstance(region, R.PixelRegion):
+            tables.append(_pixel_region_table(region, flag))
+        else:
+            key = _group_key(region, method)
+            groups.setdefault(key, []).append((region, flag))
+
+    for key, members in groups.items():
+        regs = [m[0] for m in members]
+        flags = np.array([m[1] for m in members], np.int32)
+        centers = rc.stack_skycoords([r.center for r in regs])
+        kind = key[0]
+        if kind == "point":
+            for value in np.unique(flags):
+                x, y = rc.points_to_pixels(centers[flags == value], geom)
+                add_points(x, y, int(value))
+        elif method == "sky":
+            tables.append(_sky_group_table(kind, regs, centers, flags, frame))
+        else:
+            tables.append(_pixel_group_table(kind, regs, centers, flags, wcs))
+    table = rc.ShapeTable.concatenate(tables)
+    if point_idx:
+        pidx = np.concatenate(point_idx)
+        pflag = np.concatenate(point_flag)
+    else:
+        pidx, pflag = np.zeros(0, np.int64), np.zeros(0, np.int32)
+    return table, pidx, pflag
+
+
+def _group_key(region, method):
+    import regions as R  # noqa: PLC0415
+
+    names = {
+        R.CircleSkyRegion: ("circle", ("radius",)),
+        R.CircleAnnulusSkyRegion: ("annulus", ("inner_radius", "outer_radius")),
+        R.EllipseSkyRegion: ("ellipse", ("width", "height", "angle")),
+        R.RectangleSkyRegion: ("rectangle", ("width", "height", "angle")),
+        R.PointSkyRegion: ("point", ()),
+    }
+    kind, attrs = names[type(region)]
+    units = tuple(str(getattr(region, a).unit) for a in attrs) if method == "pixel" else ()
+    return (kind, rc.frame_key(region.center), units)
+
+
+def _q(regs, name, method):
+    values = [getattr(r, name) for r in regs]
+    if method == "pixel":
+        return rc.quantity_array(values)  # one unit per group: values kept bit for bit
+    return u.Quantity([v.to_value(u.deg) for v in values], u.deg)
+
+
+def _sky_group_table(kind, regs, centers, flags, frame):
+    if kind == "circle":
+        return rc.sky_caps(centers, _q(regs, "radius", "sky"), None, flags, frame)
+    if kind == "annulus":
+        return rc.sky_caps(centers, _q(regs, "outer_radius", "sky"),
+                           _q(regs, "inner_radius", "sky"), flags, frame)
+    return rc.sky_ellipses(centers, _q(regs, "width", "sky"), _q(regs, "height", "sky"),
+                           _q(regs, "angle", "sky"), flags, frame, box=(kind == "rectangle"))
+
+
+def _pixel_group_table(kind, regs, centers, flags, wcs):
+    x, y, scale, north = rc.pixel_scale_angle(centers, wcs)
+    if kind == "circle":
+        return rc.pixel_circles(x, y, rc._pix(_q(regs, "radius", "pixel"), scale), flags)
+    if kind == "annulus":
+        r_in = rc._pix(_q(regs, "inner_radius", "pixel"), scale)
+        r_out = rc._pix(_q(regs, "outer_radius", "pixel"), scale)
+        return rc.pixel_annuli(x, y, r_in, r_out, flags)
+    width = rc._pix(_q(regs, "width", "pixel"), scale)
+    height = rc._pix(_q(regs, "height", "pixel"), scale)
+    angle = _q(regs, "angle", "pixel") + (north - 90 * u.deg)
+    cos_a, sin_a = rc.angle_cos_sin(angle)
+    return rc.pixel_ellipses(x, y, cos_a, sin_a, width, height, flags, rect=(kind == "rectangle"))
+
+
+def _pixel_region_table(region, flag):
+    import regions as R  # noqa: PLC0415
+
+    cx, cy = np.array([float(region.center.x)]), np.array([float(region.center.y)])
+    flags = [flag]
+    if isinstance(region, R.CirclePixelRegion):
+        return rc.pixel_circles(cx, cy, np.array([float(region.radius)]), flags)
+    if isinstance(region, R.CircleAnnulusPixelRegion):
+        return rc.pixel_annuli(cx, cy, np.array([float(region.inner_radius)]),
+                               np.array([float(region.outer_radius)]), flags)
+    if isinstance(region, (R.EllipsePixelRegion, R.RectanglePixelRegion)):
+        cos_a, sin_a = rc.angle_cos_sin(region.angle)
+        return rc.pixel_ellipses(cx, cy, np.atleast_1d(cos_a), np.atleast_1d(sin_a),
+                                 np.array([float(region.width)]), np.array([float(region.height)]),
+                                 flags, rect=isinstance(region, R.RectanglePixelRegion))
+    raise TypeError(f"unsupported region type {type(region).__name__}; supported: {_SUPPORTED_SHAPES}")
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def _split(items):
+    """Leaves (one rasterisation pass) and composite regions (evaluated apart)."""
+    import regions as R  # noqa: PLC0415
+
+    composite = (R.CompoundSkyRegion, R.CompoundPixelRegion, R.EllipseAnnulusSkyRegion,
+                 R.EllipseAnnulusPixelRegion, R.RectangleAnnulusSkyRegion,
+                 R.RectangleAnnulusPixelRegion)
+    leaves, parts = [], []
+    for region in items:
+        (parts if isinstance(region, composite) else leaves).append(region)
+    return leaves, parts
+
+
+def _operands(region):
+    """(region1, region2, operator) of a composite region."""
+    import regions as R  # noqa: PLC0415
+
+    if isinstance(region, (R.CompoundSkyRegion, R.CompoundPixelRegion)):
+        return region.region1, region.region2, region.operator
+    # asymmetric annuli are regions' xor of the inner and outer shape
+    cls = {
+        R.EllipseAnnulusSkyRegion: R.EllipseSkyRegion,
+        R.EllipseAnnulusPixelRegion: R.EllipsePixelRegion,
+        R.RectangleAnnulusSkyRegion: R.RectangleSkyRegion,
+        R.RectangleAnnulusPixelRegion: R.RectanglePixelRegion,
+    }[type(region)]
+    inner = cls(region.center, region.inner_width, region.inner_height, angle=region.angle)
+    outer = cls(region.center, region.outer_width, region.outer_height, angle=region.angle)
+    return inner, outer, operator.xor
+
+
+def _raster(geom, leaves, method, backend):
+    table, pidx, pflag = _compile(leaves, geom, method)
+    if backend.name == "cupy":
+        image = rasterise_cupy(geom, table, backend)
+    else:
+        image = rasterise_numpy(geom, table)
+    xp = backend.xp
+    if method == "pixel" and len(table):
+        corner = _corner_bits(table)
+        if corner:
+            lon, _ = geom.get_coord(backend=backend)
+            image[~xp.isfinite(lon)] |= np.uint8(corner)
+    if len(pidx):
+        nx = geom.npix[0]
+        for bit, sel in ((1, (pflag & rc.FLAG_EXCLUDE) == 0), (2, (pflag & rc.FLAG_EXCLUDE) != 0)):
+            if np.any(sel):
+                iy = to_device(pidx[sel] // nx, backend)
+                ix = to_device(pidx[sel] % nx, backend)
+                image[iy, ix] |= np.uint8(bit)
+    return image
+
+
+def _corner_bits(table):
+    """Bits of the pixel-kind shapes that contain pixel (-1, -1), where gammapy
+    tests the pixels that have no sky coordinates."""
+    from ._region_raster import _eval_kind  # noqa: PLC0415
+
+    bits = 0
+    for m in np.flatnonzero(np.isin(table.kind, rc.PIXEL_KINDS)):
+        p = [np.array([[v]]) for v in table.params[m]]
+        pix = {"x": np.array([[-1.0]]), "y": np.array([[-1.0]])}
+        if _eval_kind(int(table.kind[m]), p, table, np.array([m]), pix)[0, 0]:
+            bits |= 2 if table.flags[m] & rc.FLAG_EXCLUDE else 1
+    return bits
+
+
+def _single(geom, region, method, backend):
+    """Boolean image of one region with regions' semantics (complement when its
+    meta says include=False)."""
+    leaves, parts = _split([region])
+    if parts:
+        r1, r2, op = _operands(region)
+        mask = op(_single(geom, r1, method, backend), _single(geom, r2, method, backend))
+    else:
+        mask = (_raster(geom, [(region, 0)], method, backend) & 1) != 0
+    return ~mask if not _include(region) else mask
+
+
+def region_mask(geom, regions, inside=True, method="sky", backend=None):
+    """Boolean :class:`~gpumask.Map` of the pixels inside ``regions``.
+
+    Parameters
+    ----------
+    geom : WcsGeom
+        Geometry; non-spatial axes repeat the same image mask in every plane.
+    regions : str, path, regions.Region, regions.Regions, SkyCoord or list
+        See the module documentation.  An empty list gives an all-False mask.
+    inside : bool
+        ``True``: pixels inside are True.  ``False``: inverted (gammapy's
+        exclusion convention, True = usable).
+    method : {"sky", "pixel"}
+        Spherical geometry (default) or gammapy 2.1 pixel parity.
+    backend : str or Backend, optional
+        Where the mask is created (default: the active selection).
+    """
+    from .maps import Map  # noqa: PLC0415 - maps imports geom, which imports us lazily
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not isinstance(inside, (bool, np.bool_)):
+        raise TypeError(f"inside must be True or False, got {inside!r}")
+    be = resolve_backend(backend)
+    items = parse_regions(regions)
+    for i, region in enumerate(items):
+        _validate(region, f"region {i} ({type(region).__name__.lstrip('_')})", method)
+    xp = be.xp
+    ny, nx = geom.data_shape_image
+    leaves, parts = _split(items)
+    flagged = [(r, 0 if _include(r) else rc.FLAG_EXCLUDE) for r in leaves]
+    image = _raster(geom, flagged, method, be) if flagged else xp.zeros((ny, nx), xp.uint8)
+    for region in parts:
+        r1, r2, op = _operands(region)
+        mask = op(_single(geom, r1, method, be), _single(geom, r2, method, be))
+        image |= mask.astype(xp.uint8) * np.uint8(1 if _include(region) else 2)
+    has_include = any(_include(r) for r in items)
+    excluded = (image & 2) != 0
+    if has_include:
+        mask = ((image & 1) != 0) & ~excluded
+    elif items:
+        mask = ~excluded
+    else:
+        mask = xp.zeros((ny, nx), dtype=bool)
+    if not inside:
+        mask = ~mask
+    if geom.data_shape != (ny, nx):
+        full = xp.empty(geom.data_shape, dtype=bool)
+        full[...] = mask
+        mask = full
+    return Map.from_geom(geom, data=mask, backend=be)
