@@ -32,6 +32,7 @@ import math
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord, UnitSphericalRepresentation
+from astropy.time import Time
 from astropy.wcs.utils import skycoord_to_pixel, wcs_to_celestial_frame
 
 # Shape kinds; the same numbers are #defined in kernels/regions.cuh.
@@ -52,6 +53,7 @@ NPARAM = 11
 FLAG_EXCLUDE = 1  # ds9 "-shape": removed from the union of the others
 
 _NORTH_STEP = 1.0e-3  # rad; finite step that finds the north direction in another frame
+_J2000 = Time("J2000")
 _MARGIN = 1.0e-9  # rad; slack on bounding caps (binning only, never the tests)
 
 
@@ -130,12 +132,14 @@ def _table(kind, flags, params, cap=None, bbox=None, vx=None, vy=None):
 
 
 def frame_key(coord: SkyCoord):
-    """Hashable key of a SkyCoord's frame (class and attribute values)."""
+    """Hashable key of a SkyCoord's frame (class, attribute values) and of its
+    stored representation (class, units): coordinates with one key stack exactly."""
     frame = coord.frame
-    attrs = tuple((name, repr(getattr(frame, name))) for name in sorted(frame.frame_attributes))
-    data = coord.data
-    units = tuple(str(getattr(data, name).unit) for name in data.components)
-    return (type(frame).__name__, attrs, type(data).__name__, units)
+    names = frame.frame_attributes
+    attrs = tuple((name, repr(getattr(frame, name))) for name in sorted(names)) if names else ()
+    data = frame.data
+    units = tuple(getattr(data, name).unit for name in data.components)
+    return (type(frame), attrs, type(data), units)
 
 
 def stack_skycoords(coords):
@@ -168,8 +172,43 @@ def quantity_array(values):
 # ----------------------------------------------------------------------------- sky method
 
 
+def _simple_frame(frame):
+    """'icrs', 'galactic' or 'fk5' for frames that are fixed rotations of each
+    other (FK5 at equinox J2000 only), else None."""
+    name = getattr(frame, "name", None)
+    if name in ("icrs", "galactic"):
+        return name
+    if name == "fk5" and frame.equinox == _J2000:
+        return name
+    return None
+
+
+def _rotation(coord: SkyCoord, frame):
+    """Rotation matrix from ``coord``'s frame to ``frame`` when both are fixed
+    rotations of each other (no astropy transformation per call), else None."""
+    from .geom import frame_rotation_matrix  # noqa: PLC0415 - avoids an import cycle
+
+    a, b = _simple_frame(coord.frame), _simple_frame(frame)
+    if a is None or b is None:
+        return None
+    return frame_rotation_matrix(a, b)
+
+
+def _lonlat_rad(coord: SkyCoord):
+    sph = coord.represent_as(UnitSphericalRepresentation)
+    return np.atleast_1d(sph.lon.to_value(u.rad)), np.atleast_1d(sph.lat.to_value(u.rad))
+
+
+def _vectors(lon, lat):
+    clat = np.cos(lat)
+    return np.stack([clat * np.cos(lon), clat * np.sin(lon), np.sin(lat)], axis=-1)
+
+
 def unit_vectors(coord: SkyCoord, frame) -> np.ndarray:
     """(n, 3) unit vectors of ``coord`` (distances ignored) in ``frame``."""
+    matrix = _rotation(coord, frame)
+    if matrix is not None:
+        return _vectors(*_lonlat_rad(coord)) @ matrix.T
     moved = coord.transform_to(frame).represent_as(UnitSphericalRepresentation)
     xyz = np.asarray(moved.to_cartesian().get_xyz().value, dtype=float).reshape(3, -1).T
     return xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
@@ -182,6 +221,14 @@ def _normalise(v):
 def tangent_basis(centers: SkyCoord, frame):
     """Centre vectors and (east, north) unit vectors of the centres' own frame,
     expressed in ``frame`` (n, 3 each)."""
+    matrix = _rotation(centers, frame)
+    if matrix is not None:
+        lon, lat = _lonlat_rad(centers)
+        sl, cl, sb, cb = np.sin(lon), np.cos(lon), np.sin(lat), np.cos(lat)
+        east = np.stack([-sl, cl, np.zeros_like(sl)], axis=-1)
+        north = np.stack([-sb * cl, -sb * sl, cb], axis=-1)
+        return _vectors(lon, lat) @ matrix.T, east @ matrix.T, north @ matrix.T
+    # general frames (FK4, ecliptic, ...): find the local north with a short step
     c = unit_vectors(centers, frame)
     ahead = centers.directional_offset_by(0.0 * u.rad, _NORTH_STEP * u.rad)
     q = unit_vectors(ahead, frame)

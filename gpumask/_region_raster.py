@@ -324,7 +324,8 @@ def rasterise_numpy(geom, table: ShapeTable):
                 m = shapes[part]
                 where = local[part]
                 p = [table.params[m, k][:, None] for k in range(table.params.shape[1])]
-                sub = {key: arr[where] for key, arr in pix.items()}
+                keys = ("px", "py", "pz") if kind in SKY_KINDS else ("x", "y")
+                sub = {key: pix[key][where] for key in keys}
                 inside = _eval_kind(int(kind), p, table, m, sub)
                 value = inside.astype(np.uint8) * bits[m][:, None]
                 # pairs are sorted by tile: OR-reduce each tile's run, then merge

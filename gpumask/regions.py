@@ -34,6 +34,7 @@ ds9 exclusion
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import warnings
@@ -66,6 +67,31 @@ class _Points:
     def __init__(self, coords, include=True):
         self.coords = coords if not coords.isscalar else coords.reshape((1,))
         self.include = include
+
+
+@functools.lru_cache(maxsize=None)
+def _category_of(cls):
+    """(category, is_sky) of a region class; category None if unsupported."""
+    import regions as R  # noqa: PLC0415
+
+    if cls is _Points:
+        return "points", True
+    table = (
+        ((R.CompoundSkyRegion, R.CompoundPixelRegion), "compound"),
+        ((R.TextSkyRegion, R.TextPixelRegion, R.LineSkyRegion, R.LinePixelRegion), "annotation"),
+        ((R.CircleSkyRegion, R.CirclePixelRegion), "circle"),
+        ((R.CircleAnnulusSkyRegion, R.CircleAnnulusPixelRegion), "annulus"),
+        ((R.EllipseSkyRegion, R.EllipsePixelRegion), "ellipse"),
+        ((R.RectangleSkyRegion, R.RectanglePixelRegion), "rectangle"),
+        ((R.EllipseAnnulusSkyRegion, R.EllipseAnnulusPixelRegion, R.RectangleAnnulusSkyRegion,
+          R.RectangleAnnulusPixelRegion), "asymmetric_annulus"),
+        ((R.PolygonSkyRegion, R.PolygonPixelRegion), "polygon"),
+        ((R.PointSkyRegion, R.PointPixelRegion), "point"),
+    )
+    for classes, name in table:
+        if issubclass(cls, classes):
+            return name, issubclass(cls, R.SkyRegion)
+    return None, False
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -210,12 +236,11 @@ def _include(region) -> bool:
 
 
 def _check_angle(value, label, what, *, positive=True, upper=None):
-    q = u.Quantity(value)
-    v = q.to_value(u.deg) if q.unit.physical_type == "angle" else q.value
+    v = float(value.value) if hasattr(value, "unit") else float(value)
     if not np.isfinite(v) or (positive and v <= 0):
         need = "a finite, positive" if positive else "a finite"
-        raise ValueError(f"{label}: {what} must be {need} size, got {value}")
-    if upper is not None and q.unit.physical_type == "angle" and v >= upper:
+        raise ValueError(f"{label}: {what} must be {need} value, got {value}")
+    if upper is not None and hasattr(value, "unit") and value.to_value(u.deg) >= upper:
         raise ValueError(
             f"{label}: {what} = {value} is too large for method='sky' (must be < {upper} deg, "
             "the shape lives in the gnomonic plane at its centre)"
@@ -224,55 +249,49 @@ def _check_angle(value, label, what, *, positive=True, upper=None):
 
 def _check_coord(coord, label):
     if isinstance(coord, SkyCoord):
-        sph = coord.spherical
-        if not (np.all(np.isfinite(sph.lon.deg)) and np.all(np.isfinite(sph.lat.deg))):
-            raise ValueError(f"{label}: position is not finite: {coord}")
-    elif not (np.all(np.isfinite(coord.x)) and np.all(np.isfinite(coord.y))):
-        raise ValueError(f"{label}: pixel position is not finite: {coord}")
+        data = coord.data
+        values = [getattr(data, name).value for name in data.components]
+    else:
+        values = [coord.x, coord.y]
+    if not all(np.all(np.isfinite(v)) for v in values):
+        raise ValueError(f"{label}: position is not finite: {coord}")
 
 
 def _validate(region, label, method):
-    import regions as R  # noqa: PLC0415
-
-    if isinstance(region, _Points):
+    category, sky = _category_of(type(region))
+    if category is None:
+        raise TypeError(f"{label}: unsupported region type {type(region).__name__}; "
+                        f"supported: {_SUPPORTED_SHAPES}")
+    if category in ("points", "annotation"):
         return
-    if isinstance(region, (R.CompoundSkyRegion, R.CompoundPixelRegion)):
+    if category == "compound":
         _validate(region.region1, f"{label} (first operand)", method)
         _validate(region.region2, f"{label} (second operand)", method)
         return
-    sky = isinstance(region, R.SkyRegion)
     upper = 180.0 if (sky and method == "sky") else None
-    if isinstance(region, (R.TextSkyRegion, R.TextPixelRegion, R.LineSkyRegion, R.LinePixelRegion)):
-        return
-    if hasattr(region, "center"):
+    if category != "polygon":
         _check_coord(region.center, label)
-    if isinstance(region, (R.CircleSkyRegion, R.CirclePixelRegion)):
+    if category == "circle":
         _check_angle(region.radius, label, "radius")
-    elif isinstance(region, (R.CircleAnnulusSkyRegion, R.CircleAnnulusPixelRegion)):
+    elif category == "annulus":
         _check_angle(region.inner_radius, label, "inner_radius")
         _check_angle(region.outer_radius, label, "outer_radius")
         if not region.inner_radius < region.outer_radius:
             raise ValueError(f"{label}: inner_radius must be smaller than outer_radius")
-    elif isinstance(region, (R.EllipseSkyRegion, R.EllipsePixelRegion, R.RectangleSkyRegion,
-                             R.RectanglePixelRegion)):
+    elif category in ("ellipse", "rectangle"):
         _check_angle(region.width, label, "width", upper=upper)
         _check_angle(region.height, label, "height", upper=upper)
         _check_angle(region.angle, label, "angle", positive=False)
-    elif isinstance(region, (R.EllipseAnnulusSkyRegion, R.EllipseAnnulusPixelRegion,
-                             R.RectangleAnnulusSkyRegion, R.RectangleAnnulusPixelRegion)):
+    elif category == "asymmetric_annulus":
         for name in ("inner_width", "outer_width", "inner_height", "outer_height"):
             _check_angle(getattr(region, name), label, name, upper=upper)
         _check_angle(region.angle, label, "angle", positive=False)
-    elif isinstance(region, (R.PolygonSkyRegion, R.PolygonPixelRegion)):
-        n = len(np.atleast_1d(region.vertices.x if not sky else region.vertices.spherical.lon))
+    elif category == "polygon":
+        vertices = region.vertices
+        n = int(np.size(vertices.x if not sky else vertices.data.lon))
         if n < 3:
             raise ValueError(f"{label}: a polygon needs at least 3 vertices, got {n}")
-        _check_coord(region.vertices, label)
-    elif isinstance(region, (R.PointSkyRegion, R.PointPixelRegion)):
-        pass
-    else:
-        raise TypeError(f"{label}: unsupported region type {type(region).__name__}; "
-                        f"supported: {_SUPPORTED_SHAPES}")
+        _check_coord(vertices, label)
 
 
 # ----------------------------------------------------------------------------- compilation
@@ -283,7 +302,6 @@ def _compile(leaves, geom, method):
 
     ``leaves`` is a list of (region, flag) pairs, flag = FLAG_EXCLUDE or 0.
     """
-    import regions as R  # noqa: PLC0415
 
     frame = rc.map_frame(geom)
     wcs = geom.wcs
@@ -297,26 +315,26 @@ def _compile(leaves, geom, method):
         point_flag.append(np.full(len(idx), flag, np.int32))
 
     for region, flag in leaves:
-        if isinstance(region, _Points):
+        category, sky = _category_of(type(region))
+        if category == "points":
             add_points(*rc.points_to_pixels(region.coords, geom), flag)
-        elif isinstance(region, (R.TextSkyRegion, R.TextPixelRegion, R.LineSkyRegion,
-                                 R.LinePixelRegion)):
+        elif category == "annotation":
             continue
-        elif isinstance(region, R.PointPixelRegion):
+        elif category == "point" and not sky:
             add_points(region.center.x, region.center.y, flag)
-        elif isinstance(region, R.PolygonPixelRegion):
+        elif category == "polygon" and not sky:
             tables.append(rc.pixel_polygon(region.vertices.x, region.vertices.y, flag))
-        elif isinstance(region, R.PolygonSkyRegion):
+        elif category == "polygon":
             if method == "sky":
                 label = f"polygon {region.vertices}"
                 tables.append(rc.sky_polygon(region.vertices, flag, frame, label))
             else:
                 x, y = wcs.world_to_pixel(region.vertices)
                 tables.append(rc.pixel_polygon(x, y, flag))
-        elif isinstance(region, R.PixelRegion):
+        elif not sky:
             tables.append(_pixel_region_table(region, flag))
         else:
-            key = _group_key(region, method)
+            key = _group_key(region, category, method)
             groups.setdefault(key, []).append((region, flag))
 
     for key, members in groups.items():
@@ -341,19 +359,19 @@ def _compile(leaves, geom, method):
     return table, pidx, pflag
 
 
-def _group_key(region, method):
-    import regions as R  # noqa: PLC0415
+_GROUP_ATTRS = {
+    "circle": ("radius",),
+    "annulus": ("inner_radius", "outer_radius"),
+    "ellipse": ("width", "height", "angle"),
+    "rectangle": ("width", "height", "angle"),
+    "point": (),
+}
 
-    names = {
-        R.CircleSkyRegion: ("circle", ("radius",)),
-        R.CircleAnnulusSkyRegion: ("annulus", ("inner_radius", "outer_radius")),
-        R.EllipseSkyRegion: ("ellipse", ("width", "height", "angle")),
-        R.RectangleSkyRegion: ("rectangle", ("width", "height", "angle")),
-        R.PointSkyRegion: ("point", ()),
-    }
-    kind, attrs = names[type(region)]
-    units = tuple(str(getattr(region, a).unit) for a in attrs) if method == "pixel" else ()
-    return (kind, rc.frame_key(region.center), units)
+
+def _group_key(region, category, method):
+    attrs = _GROUP_ATTRS[category]
+    units = tuple(getattr(region, a).unit for a in attrs) if method == "pixel" else ()
+    return (category, rc.frame_key(region.center), units)
 
 
 def _q(regs, name, method):
@@ -411,14 +429,10 @@ def _pixel_region_table(region, flag):
 
 def _split(items):
     """Leaves (one rasterisation pass) and composite regions (evaluated apart)."""
-    import regions as R  # noqa: PLC0415
-
-    composite = (R.CompoundSkyRegion, R.CompoundPixelRegion, R.EllipseAnnulusSkyRegion,
-                 R.EllipseAnnulusPixelRegion, R.RectangleAnnulusSkyRegion,
-                 R.RectangleAnnulusPixelRegion)
     leaves, parts = [], []
     for region in items:
-        (parts if isinstance(region, composite) else leaves).append(region)
+        composite = _category_of(type(region))[0] in ("compound", "asymmetric_annulus")
+        (parts if composite else leaves).append(region)
     return leaves, parts
 
 
@@ -426,7 +440,7 @@ def _operands(region):
     """(region1, region2, operator) of a composite region."""
     import regions as R  # noqa: PLC0415
 
-    if isinstance(region, (R.CompoundSkyRegion, R.CompoundPixelRegion)):
+    if _category_of(type(region))[0] == "compound":
         return region.region1, region.region2, region.operator
     # asymmetric annuli are regions' xor of the inner and outer shape
     cls = {
