@@ -25,6 +25,7 @@ them (its ``get_idx`` maps them to index -1).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 
@@ -47,6 +48,8 @@ from .backend import to_device
 TILE = 32  # pixels per tile side; kernels/regions.cu is built for this value
 _CHUNK_TILES = 96  # tiles evaluated together on the CPU (bounds temporary memory)
 _CHUNK_PAIRS = 1536  # (tile, shape) pairs evaluated together on the CPU
+_CAPS_CACHE: OrderedDict = OrderedDict()
+_CAPS_CACHE_SIZE = 8
 
 
 # ----------------------------------------------------------------------------- tiles
@@ -75,10 +78,13 @@ def tile_caps(geom):
     The farthest pixel centre from the tile centre lies on the tile's border for
     any smooth projection (a distance on the sphere has no interior maximum short
     of the antipode), so only border pixels are projected; tiles with border
-    pixels off the sky (all-sky edges) are projected whole.  Cached on ``geom``.
+    pixels off the sky (all-sky edges) are projected whole.  Cached per WCS and
+    image size (a few recent geometries), so repeated masks on one field pay once.
     """
-    cached = geom.__dict__.get("_gpumask_tile_caps")
+    key = (geom.wcs.to_header_string(relax=True), tuple(geom.npix))
+    cached = _CAPS_CACHE.get(key)
     if cached is not None:
+        _CAPS_CACHE.move_to_end(key)
         return cached
     nx, ny = geom.npix
     ntx, nty = tile_counts(geom)
@@ -130,7 +136,11 @@ def tile_caps(geom):
         alive[t] = True
     radius = radius + 1e-9 + 1e-12 * radius
     result = (centre, radius, alive)
-    geom.__dict__["_gpumask_tile_caps"] = result
+    for array in result:
+        array.setflags(write=False)
+    _CAPS_CACHE[key] = result
+    while len(_CAPS_CACHE) > _CAPS_CACHE_SIZE:
+        _CAPS_CACHE.popitem(last=False)
     return result
 
 

@@ -12,8 +12,9 @@ What is accepted as ``regions``
 Shapes
     circle, ellipse, box/rectangle (rotated), polygon, circle annulus, ellipse
     and box annuli, point - in sky or pixel coordinates - and compound regions
-    (``a | b``, ``a & b``, ``a ^ b``, ``a - b``).  Text and line regions are
-    annotations without area and are ignored.
+    (``a | b``, ``a & b``, ``a ^ b``, or any operator of a
+    ``CompoundSkyRegion``).  Text and line regions are annotations without area
+    and are ignored.
 ds9 exclusion
     A shape with a leading ``-`` (``include=0`` in its meta) is removed from the
     union of the others, as ds9 and funtools mean it; if every shape is excluded,
@@ -529,6 +530,8 @@ def region_mask(geom, regions, inside=True, method="sky", backend=None):
     items = parse_regions(regions)
     for i, region in enumerate(items):
         _validate(region, f"region {i} ({type(region).__name__.lstrip('_')})", method)
+    # text and line regions are annotations: no area, no part in include/exclude logic
+    items = [r for r in items if _category_of(type(r))[0] != "annotation"]
     xp = be.xp
     ny, nx = geom.data_shape_image
     leaves, parts = _split(items)

@@ -111,9 +111,13 @@ def test_tile_caps_hold_every_pixel_centre(name):
         assert radius[t] <= d[sel].max() + 2 * pix
 
 
-def test_caps_are_cached_per_geometry():
+def test_caps_are_cached_per_wcs():
     geom = WcsGeom.create(**GEOMS["car-plane"])
-    assert rr.tile_caps(geom) is rr.tile_caps(geom)
+    same = WcsGeom.create(**GEOMS["car-plane"])
+    other = WcsGeom.create(**{**GEOMS["car-plane"], "npix": (201, 70)})
+    assert rr.tile_caps(geom) is rr.tile_caps(same)
+    assert rr.tile_caps(other) is not rr.tile_caps(geom)
+    assert not rr.tile_caps(geom)[1].flags.writeable
 
 
 def test_pairs_follow_the_covered_area():
