@@ -138,12 +138,13 @@ def frame_key(coord: SkyCoord):
     names = frame.frame_attributes
     attrs = tuple((name, repr(getattr(frame, name))) for name in sorted(names)) if names else ()
     data = frame.data
-    units = tuple(getattr(data, name).unit for name in data.components)
-    return (type(frame), attrs, type(data), units)
+    comps = tuple((getattr(data, name).unit, getattr(data, name).dtype) for name in data.components)
+    return (type(frame), attrs, type(data), comps)
 
 
 def stack_skycoords(coords):
-    """One array SkyCoord from scalar SkyCoords of one :func:`frame_key`.
+    """One array SkyCoord from scalar SkyCoords of one :func:`frame_key`
+    (same frame, representation, units and dtypes).
 
     Built from the stored representation values (not ``concatenate``, which goes
     through cartesian coordinates and changes the last bits), so astropy then
@@ -152,10 +153,14 @@ def stack_skycoords(coords):
     first = coords[0]
     rep_cls = type(first.data)
     names = first.data.components
+    # keep the stored dtype: for float32 positions (catalog columns) regions does
+    # its north step in float32, and so must we
     values = {
         name: u.Quantity(
-            np.array([getattr(c.data, name).value for c in coords], dtype=float),
+            np.array([getattr(c.data, name).value for c in coords],
+                     dtype=getattr(first.data, name).dtype),
             getattr(first.data, name).unit,
+            copy=False,
         )
         for name in names
     }
@@ -164,9 +169,11 @@ def stack_skycoords(coords):
 
 
 def quantity_array(values):
-    """Quantity array of scalar Quantities that share one unit (values kept exactly)."""
-    unit = values[0].unit
-    return u.Quantity(np.array([v.value for v in values], dtype=float), unit)
+    """Quantity array of scalar Quantities that share one unit and dtype (values
+    kept exactly)."""
+    first = values[0]
+    array = np.array([v.value for v in values], dtype=first.dtype)
+    return u.Quantity(array, first.unit, copy=False)
 
 
 # ----------------------------------------------------------------------------- sky method

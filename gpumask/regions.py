@@ -371,7 +371,10 @@ _GROUP_ATTRS = {
 
 def _group_key(region, category, method):
     attrs = _GROUP_ATTRS[category]
-    units = tuple(getattr(region, a).unit for a in attrs) if method == "pixel" else ()
+    if method == "pixel":  # stack only values that share unit and dtype (bit parity)
+        units = tuple((getattr(region, a).unit, getattr(region, a).dtype) for a in attrs)
+    else:
+        units = ()
     return (category, rc.frame_key(region.center), units)
 
 
