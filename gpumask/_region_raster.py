@@ -46,6 +46,7 @@ from ._region_compile import (
 from .backend import to_device
 
 TILE = 32  # pixels per tile side; kernels/regions.cu is built for this value
+SUPER = 8  # tiles per super-tile side (binning only)
 _CHUNK_TILES = 96  # tiles evaluated together on the CPU (bounds temporary memory)
 _CHUNK_PAIRS = 1536  # (tile, shape) pairs evaluated together on the CPU
 _CAPS_CACHE: OrderedDict = OrderedDict()
@@ -61,96 +62,173 @@ def tile_counts(geom):
 
 
 def _unit(lon_deg, lat_deg):
+    """Unit vectors (..., 3) of lon/lat in degrees (NaN stays NaN)."""
     lon = np.deg2rad(lon_deg)
     lat = np.deg2rad(lat_deg)
+    out = np.empty(lon.shape + (3,))
     clat = np.cos(lat)
-    return np.stack([clat * np.cos(lon), clat * np.sin(lon), np.sin(lat)], axis=-1)
+    np.multiply(clat, np.cos(lon), out=out[..., 0])
+    np.multiply(clat, np.sin(lon), out=out[..., 1])
+    np.sin(lat, out=out[..., 2])
+    return out
 
 
 def _chord_to_angle(chord2):
     return 2.0 * np.arcsin(np.minimum(np.sqrt(np.maximum(chord2, 0.0)) / 2.0, 1.0))
 
 
-def tile_caps(geom):
-    """Bounding cap of every tile's pixel centres: ``(centres (nt, 3), radius
-    (nt,) rad, alive (nt,))``, tiles in row-major (ty, tx) order.
+class _FieldCaps:
+    """Bounding caps of one field's tiles, built lazily in two levels.
+
+    Level 1: super-tiles of ``SUPER x SUPER`` tiles, all computed at once (cheap:
+    a 1/64 fraction of the pixels).  Level 2: the 32x32-pixel tiles, computed
+    only inside the super-tiles that some shape reaches, and kept.  So the first
+    mask on a new field costs its border samples plus what its shapes cover.
+    """
+
+    def __init__(self, geom):
+        self.geom = geom
+        self.ntx, self.nty = tile_counts(geom)
+        self.nsx = -(-self.ntx // SUPER)
+        self.nsy = -(-self.nty // SUPER)
+        sy, sx = np.divmod(np.arange(self.nsx * self.nsy), self.nsx)
+        n = self.ntx * self.nty
+        self.centre = np.full((n, 3), np.nan)
+        self.radius = np.full(n, np.nan)
+        self.alive = np.zeros(n, bool)
+        self.done = np.zeros(self.nsx * self.nsy, bool)
+        centre, radius, alive = _caps_of_tiles(geom, TILE * SUPER, sx, sy, exact_edges=False)
+        # super-tiles at the edge of the projection's domain: enclose their fine caps
+        edge = np.flatnonzero(alive & (radius >= math.pi))
+        self.fine(edge)
+        for t in edge:
+            tiles = self.tiles_of_super([t]).ravel()
+            tiles = tiles[(tiles >= 0)]
+            tiles = tiles[self.alive[tiles]]
+            if len(tiles) == 0:
+                alive[t] = False
+                continue
+            c = self.centre[tiles].sum(axis=0)
+            norm = np.linalg.norm(c)
+            if norm < 1e-9:
+                continue  # keep the whole sphere
+            c = c / norm
+            spread = _chord_to_angle(np.sum((self.centre[tiles] - c) ** 2, axis=1))
+            r = float(np.max(spread + self.radius[tiles])) + 1e-9
+            if r < math.pi / 2:
+                centre[t], radius[t] = c, r
+        self.super = (centre, radius, alive)
+
+    def tiles_of_super(self, supers):
+        """(len(supers), SUPER**2) tile ids, -1 where off the image."""
+        sy, sx = np.divmod(np.asarray(supers, np.int64), self.nsx)
+        oy, ox = np.divmod(np.arange(SUPER * SUPER), SUPER)
+        tx = sx[:, None] * SUPER + ox[None, :]
+        ty = sy[:, None] * SUPER + oy[None, :]
+        return np.where((tx < self.ntx) & (ty < self.nty), ty * self.ntx + tx, -1)
+
+    def fine(self, supers):
+        """Fine caps (centre, radius, alive) with those of ``supers`` computed."""
+        todo = np.unique(np.asarray(supers, np.int64))
+        todo = todo[~self.done[todo]]
+        if len(todo):
+            tiles = self.tiles_of_super(todo).ravel()
+            tiles = tiles[tiles >= 0]
+            ty, tx = np.divmod(tiles, self.ntx)
+            c, r, ok = _caps_of_tiles(self.geom, TILE, tx, ty, exact_edges=True)
+            self.centre[tiles], self.radius[tiles], self.alive[tiles] = c, r, ok
+            self.done[todo] = True
+        return self.centre, self.radius, self.alive
+
+
+def _caps_of_tiles(geom, size, tx, ty, exact_edges):
+    """Bounding caps ``(centre (n, 3), radius (n,) rad, alive (n,))`` of the
+    ``size x size``-pixel tiles ``(tx, ty)``.
 
     The farthest pixel centre from the tile centre lies on the tile's border for
     any smooth projection (a distance on the sphere has no interior maximum short
-    of the antipode), so only border pixels are projected; tiles with border
-    pixels off the sky (all-sky edges) are projected whole.  Cached per WCS and
-    image size (a few recent geometries), so repeated masks on one field pay once.
+    of the antipode), so only border pixels are projected.  A tile with border
+    pixels off the sky (all-sky edges) is projected whole when ``exact_edges``,
+    else given the whole sphere; so is a tile wider than a hemisphere.
     """
-    key = (geom.wcs.to_header_string(relax=True), tuple(geom.npix))
-    cached = _CAPS_CACHE.get(key)
-    if cached is not None:
-        _CAPS_CACHE.move_to_end(key)
-        return cached
     nx, ny = geom.npix
-    ntx, nty = tile_counts(geom)
-    xs = np.arange(ntx * TILE, dtype=float)
-    ys = np.arange(nty * TILE, dtype=float)
-    xs[xs >= nx] = np.nan
-    ys[ys >= ny] = np.nan
-    # the first and last pixel row (column) of every tile, across the whole image
-    row_y = np.stack([ys[0::TILE], np.fmin(ys[TILE - 1 :: TILE], ny - 1)], axis=1).ravel()
-    col_x = np.stack([xs[0::TILE], np.fmin(xs[TILE - 1 :: TILE], nx - 1)], axis=1).ravel()
-    gx, gy = np.meshgrid(xs, row_y)
-    rows = _unit(*geom.pix_to_coord((gx, gy)))  # (2 nty, ntx*TILE, 3)
-    gx, gy = np.meshgrid(col_x, ys)
-    cols = _unit(*geom.pix_to_coord((gx, gy)))  # (nty*TILE, 2 ntx, 3)
-    rows = rows.reshape(nty, 2, ntx, TILE, 3).transpose(0, 2, 1, 3, 4).reshape(nty, ntx, 2 * TILE, 3)
-    cols = cols.reshape(nty, TILE, ntx, 2, 3).transpose(0, 2, 3, 1, 4).reshape(nty, ntx, 2 * TILE, 3)
-    border = np.concatenate([rows, cols], axis=2)  # (nty, ntx, 4 TILE, 3), NaN off-map
-    tx0 = np.arange(ntx) * TILE
-    ty0 = np.arange(nty) * TILE
-    cx = (tx0 + np.minimum(tx0 + TILE - 1, nx - 1)) / 2.0
-    cy = (ty0 + np.minimum(ty0 + TILE - 1, ny - 1)) / 2.0
-    gx, gy = np.meshgrid(cx, cy)
-    centre = _unit(*geom.pix_to_coord((gx, gy)))  # (nty, ntx, 3)
-    # a border sample is expected whenever its pixel is inside the image
-    expected = _border_in_image(nx, ny, ntx, nty)
-    have = np.isfinite(border[..., 0])
-    complete = np.all(have | ~expected, axis=2) & np.all(np.isfinite(centre), axis=2)
+    tx = np.asarray(tx, np.int64)
+    ty = np.asarray(ty, np.int64)
+    n = len(tx)
+    x0, y0 = tx * size, ty * size
+    x1 = np.minimum(x0 + size - 1, nx - 1)
+    y1 = np.minimum(y0 + size - 1, ny - 1)
+    k = np.arange(size)
+    along_x = np.minimum(x0[:, None] + k, x1[:, None])
+    along_y = np.minimum(y0[:, None] + k, y1[:, None])
+    bx = np.concatenate([along_x, along_x, np.repeat(x0[:, None], size, 1),
+                         np.repeat(x1[:, None], size, 1)], axis=1).astype(float)
+    by = np.concatenate([np.repeat(y0[:, None], size, 1), np.repeat(y1[:, None], size, 1),
+                         along_y, along_y], axis=1).astype(float)
+    border = _unit(*geom.pix_to_coord((bx, by)))  # (n, 4 size, 3)
+    centre = _unit(*geom.pix_to_coord(((x0 + x1) / 2.0, (y0 + y1) / 2.0)))  # (n, 3)
+    complete = np.all(np.isfinite(border[..., 0]), axis=1) & np.all(np.isfinite(centre), axis=1)
     with np.errstate(invalid="ignore"):
-        d2 = np.sum((border - centre[:, :, None, :]) ** 2, axis=3)
-    radius = _chord_to_angle(np.nanmax(np.where(have, d2, -1.0), axis=2))
-    alive = complete.ravel().copy()
-    centre = centre.reshape(-1, 3).copy()
-    radius = radius.ravel().copy()
-    # tiles that touch the edge of the projection's domain: use all their pixels
-    for t in np.flatnonzero(~complete.ravel()):
-        ty, tx = divmod(int(t), ntx)
-        x = np.arange(tx * TILE, min(tx * TILE + TILE, nx), dtype=float)
-        y = np.arange(ty * TILE, min(ty * TILE + TILE, ny), dtype=float)
-        gx, gy = np.meshgrid(x, y)
-        v = _unit(*geom.pix_to_coord((gx.ravel(), gy.ravel())))
-        v = v[np.all(np.isfinite(v), axis=1)]
-        if len(v) == 0:
-            continue
-        c = v.sum(axis=0)
-        norm = np.linalg.norm(c)
-        c = v[0] if norm < 1e-12 else c / norm
-        centre[t] = c
-        radius[t] = _chord_to_angle(np.max(np.sum((v - c) ** 2, axis=1)))
-        alive[t] = True
-    radius = radius + 1e-9 + 1e-12 * radius
-    result = (centre, radius, alive)
-    for array in result:
-        array.setflags(write=False)
-    _CAPS_CACHE[key] = result
-    while len(_CAPS_CACHE) > _CAPS_CACHE_SIZE:
-        _CAPS_CACHE.popitem(last=False)
-    return result
+        d2 = np.sum((border - centre[:, None, :]) ** 2, axis=2)
+    radius = _chord_to_angle(np.max(np.where(np.isfinite(d2), d2, -1.0), axis=1))
+    alive = complete.copy()
+    partial = ~complete
+    if geom.device_projection:
+        # the projections gpumask knows have convex domains in pixel space: a tile
+        # whose border and centre are all off the sky, while another tile has sky on
+        # its border, cannot hold sky pixels (a convex set meeting its inside but
+        # not its border would lie wholly inside it)
+        seen = np.any(np.isfinite(border[..., 0]), axis=1) | np.isfinite(centre[:, 0])
+        if seen.any():
+            dead = ~seen
+            centre[dead], radius[dead] = np.nan, np.nan
+            partial &= ~dead
+    partial = np.flatnonzero(partial)
+    if len(partial) and not exact_edges:
+        centre[partial], radius[partial], alive[partial] = (0.0, 0.0, 1.0), math.pi, True
+    elif len(partial):
+        # project these tiles whole (all at once): cap of their pixels on the sky
+        oy, ox = np.divmod(np.arange(size * size), size)
+        px = np.minimum(x0[partial, None] + ox, x1[partial, None]).astype(float)
+        py = np.minimum(y0[partial, None] + oy, y1[partial, None]).astype(float)
+        v = _unit(*geom.pix_to_coord((px, py)))  # (m, size^2, 3), NaN off the sky
+        valid = np.isfinite(v[..., 0])
+        total = np.where(valid[..., None], v, 0.0).sum(axis=1)
+        norm = np.linalg.norm(total, axis=1)
+        c = total / np.where(norm > 1e-12, norm, 1.0)[:, None]
+        with np.errstate(invalid="ignore"):
+            d2 = np.sum((v - c[:, None, :]) ** 2, axis=2)
+        r = _chord_to_angle(np.max(np.where(valid, d2, -1.0), axis=1))
+        any_valid = valid.any(axis=1)
+        r = np.where(norm > 1e-12, r, math.pi)
+        centre[partial] = np.where(any_valid[:, None], c, np.nan)
+        radius[partial] = np.where(any_valid, r, np.nan)
+        alive[partial] = any_valid
+    # beyond a quarter turn the border argument needs care: take the whole sphere
+    radius = np.where(radius > math.pi / 2, math.pi, radius + 1e-9 + 1e-12 * radius)
+    return centre, radius, alive
 
 
-def _border_in_image(nx, ny, ntx, nty):
-    """(nty, ntx, 4 TILE) bool: which border samples of tile_caps are pixels."""
-    xs_ok = np.arange(ntx * TILE) < nx
-    ys_ok = np.arange(nty * TILE) < ny
-    row_ok = np.broadcast_to(xs_ok.reshape(ntx, TILE)[None, :, None, :], (nty, ntx, 2, TILE))
-    col_ok = np.broadcast_to(ys_ok.reshape(nty, TILE)[:, None, None, :], (nty, ntx, 2, TILE))
-    return np.concatenate([row_ok.reshape(nty, ntx, 2 * TILE), col_ok.reshape(nty, ntx, 2 * TILE)], axis=2)
+def field_caps(geom) -> _FieldCaps:
+    """The (cached) tile caps of a field, keyed on its WCS and image size: repeated
+    masks on one field, even through new WcsGeom objects, pay once."""
+    key = (geom.wcs.to_header_string(relax=True), tuple(geom.npix))
+    caps = _CAPS_CACHE.get(key)
+    if caps is None:
+        caps = _CAPS_CACHE[key] = _FieldCaps(geom)
+        while len(_CAPS_CACHE) > _CAPS_CACHE_SIZE:
+            _CAPS_CACHE.popitem(last=False)
+    else:
+        _CAPS_CACHE.move_to_end(key)
+    return caps
+
+
+def tile_caps(geom):
+    """Caps of every tile: ``(centres (nt, 3), radius (nt,) rad, alive (nt,))``,
+    tiles in row-major (ty, tx) order (computes them all; binning only computes
+    the tiles it needs)."""
+    caps = field_caps(geom)
+    return caps.fine(np.arange(caps.nsx * caps.nsy))
 
 
 # ----------------------------------------------------------------------------- binning
@@ -184,23 +262,58 @@ def _pairs_from_bbox(table: ShapeTable, idx, geom):
     return ty * ntx + tx, idx[owner]
 
 
-def _pairs_from_caps(table: ShapeTable, idx, geom):
+def _cap_pairs(centres, radii, caps, reach_extra):
+    """(cap index, item index) pairs whose caps overlap, via a k-d tree on the
+    item centres.  ``caps`` (m, 4) are the shapes' caps."""
     from scipy.spatial import cKDTree  # noqa: PLC0415 - scipy import is slow
 
-    centre, radius, alive = tile_caps(geom)
-    live = np.flatnonzero(alive)
-    if len(live) == 0 or len(idx) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    tree = cKDTree(centre[live])
-    caps = table.cap[idx]
-    reach = np.minimum(caps[:, 3] + radius[live].max(), math.pi)
+    tree = cKDTree(centres)
+    reach = np.minimum(caps[:, 3] + reach_extra, math.pi)
     query_r = 2.0 * np.sin(reach / 2.0) * (1 + 1e-12) + 1e-12
     found = tree.query_ball_point(caps[:, :3], query_r)
     counts = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
     if counts.sum() == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    tiles = live[np.concatenate([np.asarray(f, dtype=np.int64) for f in found])]
-    owner = np.repeat(np.arange(len(idx)), counts)
+    items = np.concatenate([np.asarray(f, dtype=np.int64) for f in found])
+    owner = np.repeat(np.arange(len(caps)), counts)
+    angle = _chord_to_angle(np.sum((centres[items] - caps[owner, :3]) ** 2, axis=1))
+    keep = angle <= radii[items] + caps[owner, 3]
+    return owner[keep], items[keep]
+
+
+def _pairs_from_caps(table: ShapeTable, idx, geom):
+    """(tile, shape) pairs of sky shapes: super-tile caps first, then the fine
+    caps of the tiles inside the super-tiles that were hit."""
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if len(idx) == 0:
+        return empty
+    field = field_caps(geom)
+    s_centre, s_radius, s_alive = field.super
+    live = np.flatnonzero(s_alive)
+    if len(live) == 0:
+        return empty
+    caps = table.cap[idx]
+    # whole-sphere super-tiles (coarse maps) meet every shape; the rest go by tree
+    wide = live[s_radius[live] >= math.pi]
+    live = live[s_radius[live] < math.pi]
+    owner, hit = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(live):
+        owner, hit = _cap_pairs(s_centre[live], s_radius[live], caps, s_radius[live].max())
+        hit = live[hit]
+    if len(wide):
+        owner = np.concatenate([owner, np.repeat(np.arange(len(idx)), len(wide))])
+        hit = np.concatenate([hit, np.tile(wide, len(idx))])
+    if len(owner) == 0:
+        return empty
+    supers = hit
+    centre, radius, alive = field.fine(supers)
+    tiles = field.tiles_of_super(supers)  # (pairs, SUPER**2)
+    owner = np.repeat(owner, tiles.shape[1])
+    tiles = tiles.ravel()
+    ok = tiles >= 0
+    owner, tiles = owner[ok], tiles[ok]
+    ok = alive[tiles]
+    owner, tiles = owner[ok], tiles[ok]
     angle = _chord_to_angle(np.sum((centre[tiles] - caps[owner, :3]) ** 2, axis=1))
     keep = angle <= radius[tiles] + caps[owner, 3]
     return tiles[keep], idx[owner[keep]]

@@ -115,9 +115,21 @@ def test_caps_are_cached_per_wcs():
     geom = WcsGeom.create(**GEOMS["car-plane"])
     same = WcsGeom.create(**GEOMS["car-plane"])
     other = WcsGeom.create(**{**GEOMS["car-plane"], "npix": (201, 70)})
-    assert rr.tile_caps(geom) is rr.tile_caps(same)
-    assert rr.tile_caps(other) is not rr.tile_caps(geom)
-    assert not rr.tile_caps(geom)[1].flags.writeable
+    assert rr.field_caps(geom) is rr.field_caps(same)
+    assert rr.field_caps(other) is not rr.field_caps(geom)
+
+
+def test_fine_caps_are_built_only_where_shapes_reach():
+    """A first small mask on a big new field projects the super-tile borders and
+    the tiles near the shape, not the whole map."""
+    geom = WcsGeom.create(skydir=(0, 0), binsz=0.02, npix=(18000, 500), frame="galactic")
+    rr._CAPS_CACHE.clear()
+    mask = geom.region_mask(CircleSkyRegion(SkyCoord(10, 1, unit="deg", frame="galactic"),
+                                            Angle(0.3, "deg")), backend="numpy")
+    assert 650 < mask.to_numpy().sum() < 760  # pi (15 px)^2
+    field = rr.field_caps(geom)
+    assert field.done.sum() <= 4
+    assert np.isfinite(field.radius).sum() <= 4 * rr.SUPER**2
 
 
 def test_pairs_follow_the_covered_area():
