@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,32 @@ def data_dir():
 def gammapy_maps():
     """gammapy.maps from gammapy 2.1 (the oracle), or skip."""
     return pytest.importorskip("gammapy.maps")
+
+
+@pytest.fixture(scope="session")
+def compile_harness(tmp_path_factory):
+    """Compile tests/cpu_harness/NAME.cpp (device math built for the CPU) with the
+    kernels' headers and strict flags; returns the executable. Skips without g++."""
+    from gpumask._kernels import kernel_dir
+
+    built = {}
+
+    def compile_(name):
+        if name not in built:
+            source = REPO / "tests" / "cpu_harness" / f"{name}.cpp"
+            compiler = shutil.which("g++") or shutil.which("c++")
+            if compiler is None or not source.is_file():
+                pytest.skip("no C++ compiler or harness source")
+            exe = tmp_path_factory.mktemp(name) / name
+            result = subprocess.run(
+                [compiler, "-O2", "-std=c++17", "-ffp-contract=off", "-Wall", "-Wextra",
+                 "-Werror", f"-I{kernel_dir()}", str(source), "-o", str(exe)],
+                check=False, capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr
+            built[name] = exe
+        return built[name]
+
+    return compile_
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -53,7 +52,6 @@ from gpumask.backend import get_backend
 from gpumask.projections import SUPPORTED_PROJECTIONS
 from gpumask.regions import _compile, _include, parse_regions
 
-HARNESS_SRC = Path(__file__).resolve().parent / "cpu_harness" / "regions_harness.cpp"
 HARNESS_MAGIC = 0x4D524752
 PROJS = ("CAR", "TAN", "AIT", "SIN", "ZEA")
 OTHER_PROJS = ("ARC", "STG", "MOL")  # the remaining device projections, fewer cases
@@ -78,17 +76,8 @@ PROJ_CODES = _proj_codes()
 
 
 @pytest.fixture(scope="session")
-def region_harness(tmp_path_factory):
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None or not HARNESS_SRC.is_file():
-        pytest.skip("no C++ compiler or harness source")
-    exe = tmp_path_factory.mktemp("regions_harness") / "regions_harness"
-    result = subprocess.run(
-        [compiler, "-O2", "-std=c++17", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
-         f"-I{kernel_dir()}", str(HARNESS_SRC), "-o", str(exe)],
-        check=False, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return exe
+def region_harness(compile_harness):
+    return compile_harness("regions_harness")
 
 
 def _blob(geom, table, csr=None, coords=None, sky=None):
