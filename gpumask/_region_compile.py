@@ -150,22 +150,20 @@ def stack_skycoords(coords):
     through cartesian coordinates and changes the last bits), so astropy then
     computes every element exactly as it would for the scalar.
     """
-    first = coords[0]
-    rep_cls = type(first.data)
-    names = first.data.components
+    datas = [c.frame.data for c in coords]  # frame.data: no SkyCoord attribute lookup
+    first = datas[0]
     # keep the stored dtype: for float32 positions (catalog columns) regions does
     # its north step in float32, and so must we
-    values = {
-        name: u.Quantity(
-            np.array([getattr(c.data, name).value for c in coords],
-                     dtype=getattr(first.data, name).dtype),
-            getattr(first.data, name).unit,
-            copy=False,
-        )
-        for name in names
-    }
-    rep = rep_cls(**values, copy=False)
-    return SkyCoord(first.frame.realize_frame(rep))
+    values = {}
+    for name in first.components:
+        q = getattr(first, name)
+        array = np.array([getattr(d, name).value for d in datas], dtype=q.dtype)
+        if not np.all(np.isfinite(array)):
+            bad = int(np.flatnonzero(~np.isfinite(array))[0])
+            raise ValueError(f"region position is not finite: {coords[bad]}")
+        values[name] = u.Quantity(array, q.unit, copy=False)
+    rep = type(first)(**values, copy=False)
+    return SkyCoord(coords[0].frame.realize_frame(rep))
 
 
 def quantity_array(values):

@@ -270,7 +270,11 @@ def _validate(region, label, method):
         _validate(region.region2, f"{label} (second operand)", method)
         return
     upper = 180.0 if (sky and method == "sky") else None
-    if category != "polygon":
+    if category == "polygon":
+        pass
+    elif sky and category in _GROUP_ATTRS:
+        pass  # centres are checked when stacked (vectorised, rc.stack_skycoords)
+    else:
         _check_coord(region.center, label)
     if category == "circle":
         _check_angle(region.radius, label, "radius")
