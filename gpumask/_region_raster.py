@@ -25,6 +25,7 @@ them (its ``get_idx`` maps them to index -1).
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -51,6 +52,7 @@ _CHUNK_TILES = 96  # tiles evaluated together on the CPU (bounds temporary memor
 _CHUNK_PAIRS = 1536  # (tile, shape) pairs evaluated together on the CPU
 _CAPS_CACHE: OrderedDict = OrderedDict()
 _CAPS_CACHE_SIZE = 8
+_CAPS_LOCK = threading.RLock()
 
 
 # ----------------------------------------------------------------------------- tiles
@@ -100,7 +102,7 @@ class _FieldCaps:
         centre, radius, alive = _caps_of_tiles(geom, TILE * SUPER, sx, sy, exact_edges=False)
         # super-tiles at the edge of the projection's domain: enclose their fine caps
         edge = np.flatnonzero(alive & (radius >= math.pi))
-        self.fine(edge)
+        self._fine(edge)
         for t in edge:
             tiles = self.tiles_of_super([t]).ravel()
             tiles = tiles[(tiles >= 0)]
@@ -129,6 +131,10 @@ class _FieldCaps:
 
     def fine(self, supers):
         """Fine caps (centre, radius, alive) with those of ``supers`` computed."""
+        with _CAPS_LOCK:
+            return self._fine(supers)
+
+    def _fine(self, supers):
         todo = np.unique(np.asarray(supers, np.int64))
         todo = todo[~self.done[todo]]
         if len(todo):
@@ -213,14 +219,15 @@ def field_caps(geom) -> _FieldCaps:
     """The (cached) tile caps of a field, keyed on its WCS and image size: repeated
     masks on one field, even through new WcsGeom objects, pay once."""
     key = (geom.wcs.to_header_string(relax=True), tuple(geom.npix))
-    caps = _CAPS_CACHE.get(key)
-    if caps is None:
-        caps = _CAPS_CACHE[key] = _FieldCaps(geom)
-        while len(_CAPS_CACHE) > _CAPS_CACHE_SIZE:
-            _CAPS_CACHE.popitem(last=False)
-    else:
-        _CAPS_CACHE.move_to_end(key)
-    return caps
+    with _CAPS_LOCK:  # threads (dask workers) may mask the same field at once
+        caps = _CAPS_CACHE.get(key)
+        if caps is None:
+            caps = _CAPS_CACHE[key] = _FieldCaps(geom)
+            while len(_CAPS_CACHE) > _CAPS_CACHE_SIZE:
+                _CAPS_CACHE.popitem(last=False)
+        else:
+            _CAPS_CACHE.move_to_end(key)
+        return caps
 
 
 def tile_caps(geom):

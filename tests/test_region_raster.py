@@ -147,3 +147,20 @@ def test_pairs_follow_the_covered_area():
         assert len(members) < 8 * len(regions)
         assert np.all(np.diff(starts) > 0)
         assert np.all(np.diff(tiles) > 0)
+
+
+def test_concurrent_masks_on_one_field_agree():
+    """Threads (dask workers) building masks on one fresh field share its lazily
+    built tile caps; every thread must get the single-threaded answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    kw = dict(skydir=(0, 0), binsz=0.05, npix=(1200, 300), frame="galactic")
+    geom = WcsGeom.create(**kw)
+    sets = [_random_regions(rng, geom, 12) for _ in range(8)]
+    expected = [geom.region_mask(s, backend="numpy").to_numpy() for s in sets]
+    rr._CAPS_CACHE.clear()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda s: WcsGeom.create(**kw).region_mask(s, backend="numpy"), sets))
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(e, g.to_numpy())
