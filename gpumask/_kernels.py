@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from pathlib import Path
 
-__all__ = ["kernel_dir", "kernel_source", "get_kernel"]
+__all__ = ["kernel_dir", "kernel_source", "expanded_source", "get_kernel"]
 
 
 def kernel_dir() -> Path:
@@ -42,6 +43,30 @@ def kernel_source(filename: str) -> str:
     return path.read_text()
 
 
+_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)
+
+
+def expanded_source(filename: str) -> str:
+    """``filename`` with its local ``#include "x.cuh"`` lines replaced by the
+    headers' text (each header once).
+
+    CuPy's on-disk kernel cache keys on the source text it is given; inlining the
+    headers makes a change to any of them recompile instead of reusing a stale
+    binary after an upgrade.
+    """
+    seen = set()
+
+    def expand(name):
+        if name in seen:
+            return ""
+        seen.add(name)
+        text = kernel_source(name)
+        return _INCLUDE.sub(lambda m: expand(m.group(1)) if (kernel_dir() / m.group(1)).is_file()
+                            else m.group(0), text)
+
+    return expand(filename)
+
+
 def _render_defines(defines: dict) -> str:
     lines = []
     for key, value in sorted(defines.items()):
@@ -59,7 +84,7 @@ def get_kernel(filename: str, name: str, defines: dict | None = None, options: t
     must round exactly like NumPy's).  Only call this from code that already runs
     on the cupy backend.
     """
-    source = kernel_source(filename)
+    source = expanded_source(filename)
     rendered = _render_defines(defines or {})
     digest = hashlib.sha1((rendered + source).encode()).hexdigest()
     return _compile(filename, name, rendered, digest, tuple(options))
@@ -69,7 +94,7 @@ def get_kernel(filename: str, name: str, defines: dict | None = None, options: t
 def _compile_cached(filename, name, rendered, digest, options, device_id):
     import cupy  # noqa: PLC0415 - only reached on the cupy backend
 
-    code = rendered + kernel_source(filename)
+    code = rendered + expanded_source(filename)
     module = cupy.RawModule(
         code=code,
         options=("-std=c++17", f"-I{kernel_dir()}", *options),

@@ -155,7 +155,9 @@ def _caps_of_tiles(geom, size, tx, ty, exact_edges):
     any smooth projection (a distance on the sphere has no interior maximum short
     of the antipode), so only border pixels are projected.  A tile with border
     pixels off the sky (all-sky edges) is projected whole when ``exact_edges``,
-    else given the whole sphere; so is a tile wider than a hemisphere.
+    else given the whole sphere; so is a tile wider than a hemisphere, and one
+    that holds the antipode of its centre (the border argument's one exception,
+    possible where a projection shows the whole sphere, e.g. coarse STG).
     """
     nx, ny = geom.npix
     tx = np.asarray(tx, np.int64)
@@ -177,6 +179,15 @@ def _caps_of_tiles(geom, size, tx, ty, exact_edges):
     with np.errstate(invalid="ignore"):
         d2 = np.sum((border - centre[:, None, :]) ** 2, axis=2)
     radius = _chord_to_angle(np.max(np.where(np.isfinite(d2), d2, -1.0), axis=1))
+    # the border argument fails if the tile holds the antipode of its centre
+    # (projections of the whole sphere with coarse pixels, e.g. STG): whole sphere
+    anti = -centre[complete]
+    ax, ay = geom.coord_to_pix((np.rad2deg(np.arctan2(anti[:, 1], anti[:, 0])) % 360.0,
+                                np.rad2deg(np.arcsin(np.clip(anti[:, 2], -1, 1)))))
+    with np.errstate(invalid="ignore"):
+        held = ((ax >= x0[complete] - 1) & (ax <= x1[complete] + 1)
+                & (ay >= y0[complete] - 1) & (ay <= y1[complete] + 1))
+    radius[np.flatnonzero(complete)[held]] = math.pi
     alive = complete.copy()
     partial = ~complete
     if geom.device_projection:
@@ -481,6 +492,11 @@ def rasterise_cupy(geom, table: ShapeTable, backend):
     tiles, starts, members = bin_shapes(geom, table)
     if len(tiles) == 0:
         return image
+    if len(members) >= 2**31 or len(table) >= 2**31:
+        raise ValueError(
+            f"{len(members)} (tile, shape) pairs exceed the kernel's int32 indices; "
+            "split the regions into several region_mask calls and combine the masks"
+        )
     params = geom._device_params
     defines = {"GPUMASK_REGION_SKY": int(table.has_sky), "GPUMASK_TILE": TILE}
     coords = None
@@ -488,7 +504,7 @@ def rasterise_cupy(geom, table: ShapeTable, backend):
         defines.update(params.kernel_defines())
         wcs_args = params.kernel_args()
     else:
-        # no device projection: read astropy's coordinates, computed once per map
+        # no device projection: the kernel reads astropy's coordinates (uploaded)
         defines["GPUMASK_REGION_COORDS_FROM_ARRAYS"] = 1
         coords = geom.get_coord(backend=backend)
         wcs_args = (0.0,) * 18

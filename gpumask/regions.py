@@ -30,7 +30,9 @@ ds9 exclusion
     gammapy 2.1 + regions 0.11 bit for bit: every sky region becomes a pixel
     region (radius from the pixel scale 1 arcsec north of the centre) and pixel
     centres are tested with regions' own boundary rules; points mark the 1-4
-    pixels within one pixel of them.
+    pixels within one pixel of them.  Exact on the NumPy backend; on CuPy, circle
+    and annulus ties follow CUDA's ``hypot``, which is not correctly rounded, so
+    a pixel exactly on such a boundary may differ.
 """
 
 from __future__ import annotations
@@ -194,6 +196,13 @@ def _read_file(path: Path):
     return parse_ds9(text, source=f"region file {str(path)!r}")
 
 
+def _is_file(text):
+    try:
+        return Path(text).expanduser().is_file()
+    except (OSError, ValueError):  # names too long, NUL bytes...
+        return False
+
+
 def parse_regions(regions) -> list:
     """Flatten any accepted ``regions`` input into a list of region objects
     (SkyCoords stay point batches)."""
@@ -207,10 +216,10 @@ def parse_regions(regions) -> list:
         text = regions.strip()
         if not text:
             return []
+        if "\n" not in text and _is_file(text):  # paths may contain "(" too
+            return _read_file(Path(text).expanduser())
         if "(" in text or "\n" in text:
             return parse_ds9(regions)
-        if Path(text).expanduser().is_file():
-            return _read_file(Path(text).expanduser())
         raise ValueError(
             f"{regions!r} is neither ds9 region text (e.g. 'icrs;circle(83.63,22.01,0.3)') "
             "nor an existing region file"
@@ -553,7 +562,9 @@ def region_mask(geom, regions, inside=True, method="sky", backend=None):
     if has_include:
         mask = ((image & 1) != 0) & ~excluded
     elif items:
-        mask = ~excluded
+        # only exclusions: the implicit include region is the field on the sky
+        lon, _ = geom.get_coord(backend=be)
+        mask = xp.isfinite(lon) & ~excluded
     else:
         mask = xp.zeros((ny, nx), dtype=bool)
     if not inside:

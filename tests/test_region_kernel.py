@@ -633,3 +633,22 @@ def test_gpu_pixel_boundaries_through_pixel_centres():
     got = backend.xp.asnumpy(rr.rasterise_cupy(geom, table, backend))
     _assert_same_image(got, ref, geom, table, allow_boundary=True, sky_delta=GPU_SKY_DELTA,
                        what="cupy", max_fraction=None)
+
+
+def test_kernel_sources_inline_their_headers(tmp_path):
+    """CuPy's disk cache keys on the source text: headers are inlined so that a
+    changed .cuh recompiles; the result needs no -I and still compiles."""
+    from gpumask._kernels import expanded_source
+
+    for cu in sorted(kernel_dir().glob("*.cu")):
+        text = expanded_source(cu.name)
+        local = re.findall(r'#\s*include\s+"([^"]+)"', text)
+        assert local == [], (cu.name, local)
+        for header in re.findall(r'#include "([^"]+)"', cu.read_text()):
+            assert (kernel_dir() / header).read_text().splitlines()[0] in text
+        if shutil.which("nvcc"):
+            src = tmp_path / cu.name
+            src.write_text(text)
+            result = subprocess.run(["nvcc", "--ptx", "-arch=sm_90", str(src), "-o",
+                                     str(tmp_path / "out.ptx")], capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr

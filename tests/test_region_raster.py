@@ -164,3 +164,23 @@ def test_concurrent_masks_on_one_field_agree():
         got = list(pool.map(lambda s: WcsGeom.create(**kw).region_mask(s, backend="numpy"), sets))
     for e, g in zip(expected, got):
         np.testing.assert_array_equal(e, g.to_numpy())
+
+
+@pytest.mark.parametrize("cdelt", [3.0, 4.0, 15.43])
+def test_tiles_holding_their_centres_antipode(cdelt):
+    """Stereographic maps show the whole sphere; with coarse pixels a tile can
+    hold the antipode of its own centre, where the border-only cap is wrong.
+    Such tiles must get the whole sphere (found by a random stress test)."""
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["GLON-STG", "GLAT-STG"]
+    wcs.wcs.crval = [240, 0]
+    wcs.wcs.crpix = [60, 60]
+    wcs.wcs.cdelt = [-cdelt, cdelt]
+    geom = WcsGeom(wcs, (256, 256))
+    centre = SkyCoord(240, 0, unit="deg", frame="galactic")
+    got = geom.region_mask(CircleSkyRegion(centre, Angle(20, "deg")), backend="numpy").to_numpy()
+    truth = geom.separation(centre, backend="numpy") <= 20
+    assert truth.sum() > 0
+    np.testing.assert_array_equal(got, truth)

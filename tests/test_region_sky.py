@@ -1037,3 +1037,35 @@ def test_unknown_method(geom, method):
 def test_inside_must_be_bool(geom, inside):
     with pytest.raises(TypeError, match="inside must be True or False"):
         geom.region_mask("galactic;circle(0,0,1)", inside=inside)
+
+
+# ---------------------------------------------------------------- review follow-ups
+
+
+def test_exclusion_only_leaves_off_sky_pixels_out(backend):
+    """With only '-shape' exclusions the implicit include region is the field on
+    the sky: the corners of an all-sky AIT map are not 'inside'."""
+    geom = WcsGeom.create(skydir=(0, 0), binsz=3, npix=(120, 60), frame="galactic", proj="AIT")
+    mask = geom.region_mask("galactic;-circle(0,0,5)", backend=backend.name)
+    lon, _ = geom.get_coord(backend="numpy")
+    got = gpumask.to_host(mask.data)
+    assert not got[~np.isfinite(lon)].any()
+    assert got[np.isfinite(lon)].sum() > 0.9 * np.isfinite(lon).sum()
+
+
+def test_file_path_with_parentheses(tmp_path):
+    folder = tmp_path / "fields (v2)"
+    folder.mkdir()
+    path = folder / "a.reg"
+    path.write_text("galactic\ncircle(0,0,0.5)\n")
+    geom = WcsGeom.create(skydir=(0, 0), binsz=0.05, npix=(60, 60), frame="galactic")
+    from_str = geom.region_mask(str(path), backend="numpy").to_numpy()
+    from_path = geom.region_mask(path, backend="numpy").to_numpy()
+    np.testing.assert_array_equal(from_str, from_path)
+    assert from_str.sum() > 100
+
+
+def test_long_text_that_is_neither_ds9_nor_a_file():
+    geom = WcsGeom.create(skydir=(0, 0), binsz=0.05, npix=(20, 20), frame="galactic")
+    with pytest.raises(ValueError, match="neither ds9 region text"):
+        geom.region_mask("x" * 300)
