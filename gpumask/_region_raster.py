@@ -162,7 +162,6 @@ def _caps_of_tiles(geom, size, tx, ty, exact_edges):
     nx, ny = geom.npix
     tx = np.asarray(tx, np.int64)
     ty = np.asarray(ty, np.int64)
-    n = len(tx)
     x0, y0 = tx * size, ty * size
     x1 = np.minimum(x0 + size - 1, nx - 1)
     y1 = np.minimum(y0 + size - 1, ny - 1)
