@@ -1,0 +1,222 @@
+"""FFT convolution on the data's backend, with cached kernel transforms.
+
+:func:`convolve` is zero-padded *linear* convolution with "same" output (the
+central part, as ``scipy.signal.fftconvolve(mode="same")``), over the last two
+axes and batched over any leading axes (energy planes, stacks of maps) in one
+real FFT of a fast length.  It runs where the data is: ``scipy.fft`` with worker
+threads on the CPU, cuFFT through ``cupyx.scipy.fft`` on the GPU.
+
+The transform of a kernel is cached per (kernel, FFT shape, dtype, backend and
+device), so iterations and many fields of one shape pay for one kernel FFT.
+
+Precision: float64 by default.  ``dtype=np.float32`` halves memory and time but
+its round-off (about 1e-7 of the largest value in the map, spread over every
+pixel) is enough to move gammapy-style significance maps by up to ~6e-3 sigma,
+so parity work must stay in float64.
+
+Kernels in angular units come from :func:`disk_kernel` (gammapy's correlation
+radius convention), :func:`ring_kernel`, :func:`gaussian_kernel` and
+:func:`box_kernel`; any 2-D array works too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from ._utils import parse_angle
+from .backend import backend_of, is_device_array, to_device
+
+__all__ = [
+    "convolve",
+    "disk_kernel",
+    "ring_kernel",
+    "gaussian_kernel",
+    "box_kernel",
+    "clear_kernel_cache",
+    "KERNEL_CACHE_BYTES",
+]
+
+KERNEL_CACHE_BYTES = 1 << 30  # budget of cached kernel transforms (per process)
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_DTYPES = {np.dtype(np.float64): np.complex128, np.dtype(np.float32): np.complex64}
+
+
+def clear_kernel_cache():
+    """Forget every cached kernel transform."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _fast_len(n):
+    from scipy.fft import next_fast_len  # noqa: PLC0415 - host-side integer helper
+
+    return next_fast_len(int(n), real=True)
+
+
+def _kernel_key(kernel):
+    if is_device_array(kernel):
+        # device kernels are keyed by identity; the cache entry keeps the array
+        # alive so the identity cannot be reused while cached
+        return ("device", id(kernel), kernel.data.ptr, kernel.shape, str(kernel.dtype))
+    data = np.ascontiguousarray(kernel)
+    digest = hashlib.sha1(data.tobytes()).hexdigest()
+    return ("host", digest, data.shape, str(data.dtype))
+
+
+def _kernel_transform(kernel, fft_shape, dtype, be):
+    device_id = 0
+    if be.name == "cupy":
+        device_id = be.xp.cuda.Device().id
+    key = (_kernel_key(kernel), fft_shape, np.dtype(dtype).str, be.name, device_id)
+    with _CACHE_LOCK:
+        entry = _CACHE.get(key)
+        if entry is not None:
+            _CACHE.move_to_end(key)
+            return entry[0]
+    k = to_device(np.asarray(kernel) if not is_device_array(kernel) else kernel, be)
+    k = k.astype(dtype, copy=False)
+    transform = _rfft2(be, k, fft_shape)
+    with _CACHE_LOCK:
+        _CACHE[key] = (transform, kernel)
+        total = sum(v[0].nbytes for v in _CACHE.values())
+        while total > KERNEL_CACHE_BYTES and len(_CACHE) > 1:
+            _, (old, _) = _CACHE.popitem(last=False)
+            total -= old.nbytes
+    return transform
+
+
+def _rfft2(be, array, shape):
+    if be.name == "numpy":
+        return be.fft.rfft2(array, s=shape, axes=(-2, -1), workers=-1)
+    return be.fft.rfft2(array, s=shape, axes=(-2, -1))
+
+
+def _irfft2(be, array, shape):
+    if be.name == "numpy":
+        return be.fft.irfft2(array, s=shape, axes=(-2, -1), workers=-1)
+    return be.fft.irfft2(array, s=shape, axes=(-2, -1))
+
+
+def convolve(data, kernel, dtype=np.float64):
+    """Zero-padded linear convolution of ``data`` with ``kernel``, "same" output.
+
+    Parameters
+    ----------
+    data : Map or array
+        Shape ``(..., ny, nx)`` on either backend; leading axes are batched.
+    kernel : array
+        Shape ``(ky, kx)`` (applied to every plane) or ``(..., ky, kx)`` with the
+        same leading shape as ``data`` (one kernel per plane).  Host kernels are
+        uploaded once and their transform cached.
+    dtype : float64 (default) or float32
+        Precision of the transforms and of the result.
+
+    Returns
+    -------
+    Map or array
+        Same type, shape and backend as ``data``; a Map keeps its geometry and
+        unit.  Pixels outside the image count as zero.
+    """
+    from .maps import Map  # noqa: PLC0415 - maps imports this module's users
+
+    dtype = np.dtype(dtype)
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+    if isinstance(data, Map):
+        out = convolve(data.data, kernel, dtype=dtype)
+        return Map.from_geom(data.geom, data=out, unit=data.unit)
+    be = backend_of(data)
+    if is_device_array(kernel) and backend_of(kernel).name != be.name:
+        raise ValueError("kernel and data live on different backends; move one with to_device")
+    kshape = tuple(kernel.shape)
+    if len(kshape) < 2 or 0 in kshape:
+        raise ValueError(f"kernel must be a non-empty array of 2 or more dimensions, got shape {kshape}")
+    if data.ndim < 2:
+        raise ValueError(f"data must have at least 2 dimensions (..., ny, nx), got {data.shape}")
+    if len(kshape) > 2 and kshape[:-2] != tuple(data.shape[:-2]):
+        raise ValueError(
+            f"a {len(kshape)}-D kernel needs the data's leading shape {tuple(data.shape[:-2])}, "
+            f"got {kshape[:-2]}"
+        )
+    ny, nx = data.shape[-2:]
+    ky, kx = kshape[-2:]
+    fft_shape = (_fast_len(ny + ky - 1), _fast_len(nx + kx - 1))
+    k_hat = _kernel_transform(kernel, fft_shape, dtype, be)
+    d_hat = _rfft2(be, be.xp.asarray(data).astype(dtype, copy=False), fft_shape)
+    d_hat *= k_hat
+    full = _irfft2(be, d_hat, fft_shape)
+    sy, sx = (ky - 1) // 2, (kx - 1) // 2
+    return be.xp.ascontiguousarray(full[..., sy : sy + ny, sx : sx + nx])
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def _pixel_size(geom=None, binsz=None):
+    """Pixel size in deg: gammapy's ``mean(|cdelt|)`` of the geometry, or ``binsz``."""
+    if (geom is None) == (binsz is None):
+        raise ValueError("give exactly one of geom= or binsz=")
+    if geom is not None:
+        return float(np.mean(np.abs(geom.wcs.wcs.cdelt)))
+    return parse_angle(binsz, "binsz", allow_zero=False)
+
+
+def _round_up_to_odd(value):
+    i = math.ceil(value)
+    return i + 1 if i % 2 == 0 else i
+
+
+def _offsets(half):
+    r = np.arange(-half, half + 1, dtype=float)
+    return np.meshgrid(r, r)
+
+
+def disk_kernel(radius, geom=None, binsz=None):
+    """Top-hat disk of ``radius`` (angle), gammapy's correlation-radius kernel.
+
+    ``r_px = radius / mean(|cdelt|)`` without rounding; pixel centres with
+    ``x^2 + y^2 <= r_px^2`` are 1 (inclusive edge), others 0; the array is
+    ``round_up_to_odd(2 r_px)`` wide (astropy's Tophat2DKernel, peak-normalised as
+    gammapy's ExcessMapEstimator does).  0.4 deg at 0.1 deg/px: 9x9, 49 ones.
+    """
+    r_px = parse_angle(radius, "radius", allow_zero=False) / _pixel_size(geom, binsz)
+    half = _round_up_to_odd(2 * r_px) // 2
+    x, y = _offsets(half)
+    return (x**2 + y**2 <= r_px**2).astype(np.float64)
+
+
+def ring_kernel(r_in, width, geom=None, binsz=None):
+    """0/1 annulus ``r_in^2 <= r^2 <= (r_in + width)^2`` in pixels (astropy's
+    Ring2DKernel footprint, peak-normalised, as gammapy's ring background makers
+    use it), ``round_up_to_odd(2 (r_in + width))`` wide."""
+    size = _pixel_size(geom, binsz)
+    inner = parse_angle(r_in, "r_in") / size
+    width_px = parse_angle(width, "width", allow_zero=False) / size
+    half = _round_up_to_odd(2 * (inner + width_px)) // 2
+    x, y = _offsets(half)
+    rr = x**2 + y**2
+    return ((rr >= inner**2) & (rr <= (inner + width_px) ** 2)).astype(np.float64)
+
+
+def gaussian_kernel(sigma, geom=None, binsz=None, size_sigma=4.0):
+    """Gaussian of standard deviation ``sigma`` (angle), sampled at pixel centres
+    out to ``size_sigma`` sigma and normalised to unit sum."""
+    s_px = parse_angle(sigma, "sigma", allow_zero=False) / _pixel_size(geom, binsz)
+    half = max(1, int(math.ceil(size_sigma * s_px)))
+    x, y = _offsets(half)
+    k = np.exp(-0.5 * (x**2 + y**2) / s_px**2)
+    return k / k.sum()
+
+
+def box_kernel(width, geom=None, binsz=None):
+    """Square box of full ``width`` (angle): pixel centres with ``|x|, |y| <=
+    width / 2`` are 1."""
+    w_px = parse_angle(width, "width", allow_zero=False) / _pixel_size(geom, binsz)
+    half = int(math.floor(w_px / 2))
+    return np.ones((2 * half + 1, 2 * half + 1))
