@@ -204,16 +204,24 @@ def _lonlat_rad(coord: SkyCoord):
     return np.atleast_1d(sph.lon.to_value(u.rad)), np.atleast_1d(sph.lat.to_value(u.rad))
 
 
-def _vectors(lon, lat):
+def unit_xyz(lon, lat):
+    """Unit vectors (..., 3) of longitudes and latitudes in radians (NaN stays
+    NaN); the one place both the shapes and the pixel centres get theirs."""
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    out = np.empty(np.broadcast_shapes(lon.shape, lat.shape) + (3,))
     clat = np.cos(lat)
-    return np.stack([clat * np.cos(lon), clat * np.sin(lon), np.sin(lat)], axis=-1)
+    np.multiply(clat, np.cos(lon), out=out[..., 0])
+    np.multiply(clat, np.sin(lon), out=out[..., 1])
+    np.sin(lat, out=out[..., 2])
+    return out
 
 
-def unit_vectors(coord: SkyCoord, frame) -> np.ndarray:
+def unitunit_xyz(coord: SkyCoord, frame) -> np.ndarray:
     """(n, 3) unit vectors of ``coord`` (distances ignored) in ``frame``."""
     matrix = _rotation(coord, frame)
     if matrix is not None:
-        return _vectors(*_lonlat_rad(coord)) @ matrix.T
+        return unit_xyz(*_lonlat_rad(coord)) @ matrix.T
     moved = coord.transform_to(frame).represent_as(UnitSphericalRepresentation)
     xyz = np.asarray(moved.to_cartesian().get_xyz().value, dtype=float).reshape(3, -1).T
     return xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
@@ -232,11 +240,11 @@ def tangent_basis(centers: SkyCoord, frame):
         sl, cl, sb, cb = np.sin(lon), np.cos(lon), np.sin(lat), np.cos(lat)
         east = np.stack([-sl, cl, np.zeros_like(sl)], axis=-1)
         north = np.stack([-sb * cl, -sb * sl, cb], axis=-1)
-        return _vectors(lon, lat) @ matrix.T, east @ matrix.T, north @ matrix.T
+        return unit_xyz(lon, lat) @ matrix.T, east @ matrix.T, north @ matrix.T
     # general frames (FK4, ecliptic, ...): find the local north with a short step
-    c = unit_vectors(centers, frame)
+    c = unitunit_xyz(centers, frame)
     ahead = centers.directional_offset_by(0.0 * u.rad, _NORTH_STEP * u.rad)
-    q = unit_vectors(ahead, frame)
+    q = unitunit_xyz(ahead, frame)
     north = _normalise(q - np.sum(q * c, axis=1, keepdims=True) * c)
     east = np.cross(north, c)
     return c, east, north
@@ -257,7 +265,7 @@ def chord2(angle_rad):
 
 
 def sky_caps(centers, radius_out, radius_in, flags, frame) -> ShapeTable:
-    c = unit_vectors(centers, frame)
+    c = unitunit_xyz(centers, frame)
     r_out = radius_out.to_value(u.rad)
     lo = np.full(len(c), -1.0) if radius_in is None else chord2(radius_in.to_value(u.rad))
     params = np.column_stack([c, lo, chord2(r_out)])
@@ -285,7 +293,7 @@ def sky_ellipses(centers, width, height, angle, flags, frame, box=False) -> Shap
 
 
 def sky_polygon(vertices: SkyCoord, flag, frame, label) -> ShapeTable:
-    v = unit_vectors(vertices, frame)
+    v = unitunit_xyz(vertices, frame)
     total = v.sum(axis=0)
     norm = np.linalg.norm(total)
     if not np.isfinite(norm) or norm < 1e-9:

@@ -43,6 +43,7 @@ from ._region_compile import (
     KIND_SKY_POLYGON,
     SKY_KINDS,
     ShapeTable,
+    unit_xyz,
 )
 from .backend import to_device
 
@@ -65,14 +66,7 @@ def tile_counts(geom):
 
 def _unit(lon_deg, lat_deg):
     """Unit vectors (..., 3) of lon/lat in degrees (NaN stays NaN)."""
-    lon = np.deg2rad(lon_deg)
-    lat = np.deg2rad(lat_deg)
-    out = np.empty(lon.shape + (3,))
-    clat = np.cos(lat)
-    np.multiply(clat, np.cos(lon), out=out[..., 0])
-    np.multiply(clat, np.sin(lon), out=out[..., 1])
-    np.sin(lat, out=out[..., 2])
-    return out
+    return unit_xyz(np.deg2rad(lon_deg), np.deg2rad(lat_deg))
 
 
 def _chord_to_angle(chord2):

@@ -346,7 +346,7 @@ def _compile(leaves, geom, method):
                 x, y = wcs.world_to_pixel(region.vertices)
                 tables.append(rc.pixel_polygon(x, y, flag))
         elif not sky:
-            tables.append(_pixel_region_table(region, flag))
+            tables.append(_pixel_region_table(region, category, flag))
         else:
             key = _group_key(region, category, method)
             groups.setdefault(key, []).append((region, flag))
@@ -423,22 +423,19 @@ def _pixel_group_table(kind, regs, centers, flags, wcs):
     return rc.pixel_ellipses(x, y, cos_a, sin_a, width, height, flags, rect=(kind == "rectangle"))
 
 
-def _pixel_region_table(region, flag):
-    import regions as R  # noqa: PLC0415
-
+def _pixel_region_table(region, category, flag):
     cx, cy = np.array([float(region.center.x)]), np.array([float(region.center.y)])
     flags = [flag]
-    if isinstance(region, R.CirclePixelRegion):
+    if category == "circle":
         return rc.pixel_circles(cx, cy, np.array([float(region.radius)]), flags)
-    if isinstance(region, R.CircleAnnulusPixelRegion):
+    if category == "annulus":
         return rc.pixel_annuli(cx, cy, np.array([float(region.inner_radius)]),
                                np.array([float(region.outer_radius)]), flags)
-    if isinstance(region, (R.EllipsePixelRegion, R.RectanglePixelRegion)):
-        cos_a, sin_a = rc.angle_cos_sin(region.angle)
-        return rc.pixel_ellipses(cx, cy, np.atleast_1d(cos_a), np.atleast_1d(sin_a),
-                                 np.array([float(region.width)]), np.array([float(region.height)]),
-                                 flags, rect=isinstance(region, R.RectanglePixelRegion))
-    raise TypeError(f"unsupported region type {type(region).__name__}; supported: {_SUPPORTED_SHAPES}")
+    # ellipse or rectangle (the other pixel categories are handled by the caller)
+    cos_a, sin_a = rc.angle_cos_sin(region.angle)
+    return rc.pixel_ellipses(cx, cy, np.atleast_1d(cos_a), np.atleast_1d(sin_a),
+                             np.array([float(region.width)]), np.array([float(region.height)]),
+                             flags, rect=(category == "rectangle"))
 
 
 # ----------------------------------------------------------------------------- masks
