@@ -217,7 +217,7 @@ def unit_xyz(lon, lat):
     return out
 
 
-def unitunit_xyz(coord: SkyCoord, frame) -> np.ndarray:
+def unit_vectors(coord: SkyCoord, frame) -> np.ndarray:
     """(n, 3) unit vectors of ``coord`` (distances ignored) in ``frame``."""
     matrix = _rotation(coord, frame)
     if matrix is not None:
@@ -242,9 +242,9 @@ def tangent_basis(centers: SkyCoord, frame):
         north = np.stack([-sb * cl, -sb * sl, cb], axis=-1)
         return unit_xyz(lon, lat) @ matrix.T, east @ matrix.T, north @ matrix.T
     # general frames (FK4, ecliptic, ...): find the local north with a short step
-    c = unitunit_xyz(centers, frame)
+    c = unit_vectors(centers, frame)
     ahead = centers.directional_offset_by(0.0 * u.rad, _NORTH_STEP * u.rad)
-    q = unitunit_xyz(ahead, frame)
+    q = unit_vectors(ahead, frame)
     north = _normalise(q - np.sum(q * c, axis=1, keepdims=True) * c)
     east = np.cross(north, c)
     return c, east, north
@@ -265,7 +265,7 @@ def chord2(angle_rad):
 
 
 def sky_caps(centers, radius_out, radius_in, flags, frame) -> ShapeTable:
-    c = unitunit_xyz(centers, frame)
+    c = unit_vectors(centers, frame)
     r_out = radius_out.to_value(u.rad)
     lo = np.full(len(c), -1.0) if radius_in is None else chord2(radius_in.to_value(u.rad))
     params = np.column_stack([c, lo, chord2(r_out)])
@@ -293,7 +293,7 @@ def sky_ellipses(centers, width, height, angle, flags, frame, box=False) -> Shap
 
 
 def sky_polygon(vertices: SkyCoord, flag, frame, label) -> ShapeTable:
-    v = unitunit_xyz(vertices, frame)
+    v = unit_vectors(vertices, frame)
     total = v.sum(axis=0)
     norm = np.linalg.norm(total)
     if not np.isfinite(norm) or norm < 1e-9:
