@@ -93,6 +93,13 @@ class Backend:
             "scipy.ndimage" if self.name == "numpy" else "cupyx.scipy.ndimage"
         )
 
+    @functools.cached_property
+    def special(self) -> ModuleType:
+        """``scipy.special`` or ``cupyx.scipy.special`` (imported on first use)."""
+        return importlib.import_module(
+            "scipy.special" if self.name == "numpy" else "cupyx.scipy.special"
+        )
+
     @property
     def is_gpu(self) -> bool:
         return self.name == "cupy"

@@ -4,7 +4,8 @@ gammapy writes a MapDataset as an empty PRIMARY HDU followed by COUNTS, EXPOSURE
 BACKGROUND, EDISP, PSF, MASK_SAFE, MASK_FIT (each with a ``*_BANDS`` table) and GTI.
 gpumask reads the maps that exclusion masks and background estimation need:
 COUNTS, BACKGROUND, EXPOSURE, MASK_SAFE and MASK_FIT (when present).  IRFs (PSF,
-EDISP) are not read.
+EDISP) are not read.  A MapDatasetOnOff file (COUNTS_OFF, ACCEPTANCE,
+ACCEPTANCE_OFF) reads as :class:`MapDatasetOnOff`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from .backend import common_backend
 from .io import FitsReadError, map_from_hdulist, open_fits
 from .maps import Map
 
-__all__ = ["MapDataset", "read_dataset"]
+__all__ = ["MapDataset", "MapDatasetOnOff", "read_dataset"]
 
 _MAP_HDUS = ("COUNTS", "BACKGROUND", "EXPOSURE", "MASK_SAFE", "MASK_FIT")
+_ONOFF_HDUS = ("COUNTS_OFF", "ACCEPTANCE", "ACCEPTANCE_OFF")
 
 
 class MapDataset:
@@ -38,16 +40,26 @@ class MapDataset:
         self.name = name
         self.meta = dict(meta or {})
         common_backend(*self.maps.values(), op="MapDataset")
-        for key in ("background", "mask_safe", "mask_fit"):
+        self._check_geoms(k for k in self._keys if k not in ("counts", "exposure"))
+
+    def _check_geoms(self, keys):
+        counts = self.counts
+        for key in keys:
             other = getattr(self, key)
             if other is not None and not other.geom == counts.geom:
                 raise ValueError(f"{key} geometry differs from the counts geometry")
 
+    _keys = ("counts", "background", "exposure", "mask_safe", "mask_fit")
+
     @property
     def maps(self) -> dict[str, Map]:
         """The maps present, by gammapy's attribute name."""
-        keys = ("counts", "background", "exposure", "mask_safe", "mask_fit")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in self._keys if getattr(self, k) is not None}
+
+    @property
+    def stat_type(self) -> str:
+        """``"cash"`` (known background), as gammapy."""
+        return "cash"
 
     @property
     def backend(self):
@@ -64,14 +76,76 @@ class MapDataset:
 
     def to_backend(self, backend) -> "MapDataset":
         maps = {k: v.to_backend(backend) for k, v in self.maps.items()}
-        return MapDataset(name=self.name, meta=self.meta, **maps)
+        return type(self)(name=self.name, meta=self.meta, **maps)
 
     def __repr__(self):
-        lines = [f"MapDataset {self.name!r} (backend {self.backend.name})"]
+        lines = [f"{type(self).__name__} {self.name!r} (backend {self.backend.name})"]
         for key, m in self.maps.items():
             shape = tuple(m.geom.npix) + tuple(ax.nbin for ax in m.geom.axes)
             lines.append(f"  {key:<11s}: shape {shape}, dtype {m.dtype}, unit {m.unit.to_string() or '-'}")
         return "\n".join(lines)
+
+
+class MapDatasetOnOff(MapDataset):
+    """On/off dataset (gammapy's MapDatasetOnOff): counts, counts_off and the on and
+    off acceptances; ``alpha = acceptance / acceptance_off``.
+
+    ``background`` is not stored: as in gammapy it is ``alpha * counts_off`` (see
+    :attr:`background`).
+    """
+
+    _keys = ("counts", "counts_off", "acceptance", "acceptance_off", "exposure", "mask_safe", "mask_fit")
+
+    def __init__(
+        self,
+        counts,
+        counts_off=None,
+        acceptance=None,
+        acceptance_off=None,
+        exposure=None,
+        mask_safe=None,
+        mask_fit=None,
+        name="",
+        meta=None,
+    ):
+        self.counts_off = counts_off
+        self.acceptance = acceptance
+        self.acceptance_off = acceptance_off
+        super().__init__(counts, None, exposure, mask_safe, mask_fit, name=name, meta=meta)
+
+    @property
+    def stat_type(self) -> str:
+        """``"wstat"`` (on/off), as gammapy."""
+        return "wstat"
+
+    @property
+    def alpha(self) -> Map:
+        """``acceptance / acceptance_off`` with NaN and inf replaced as gammapy does
+        (``nan_to_num``: 0 and the largest float)."""
+        if self.acceptance is None or self.acceptance_off is None:
+            raise ValueError("alpha needs both acceptance and acceptance_off")
+        xp = self.backend.xp
+        with _np_errstate():
+            data = xp.nan_to_num(self.acceptance.data / self.acceptance_off.data.astype(xp.float64))
+        return Map.from_geom(self.counts.geom, data=data)
+
+    @property
+    def background(self):
+        """``alpha * counts_off`` (None without counts_off), gammapy's definition."""
+        if self.counts_off is None:
+            return None
+        return Map.from_geom(self.counts.geom, data=self.alpha.data * self.counts_off.data)
+
+    @background.setter
+    def background(self, value):
+        if value is not None:
+            raise AttributeError("an on/off dataset's background is alpha * counts_off; it cannot be set")
+
+
+def _np_errstate():
+    import numpy as np  # noqa: PLC0415
+
+    return np.errstate(invalid="ignore", divide="ignore")
 
 
 def read_dataset(filename, name=None, backend=None) -> MapDataset:
@@ -90,10 +164,11 @@ def read_dataset(filename, name=None, backend=None) -> MapDataset:
         present = [h.name for h in hdulist]
         if "COUNTS" not in present:
             raise FitsReadError(f"{path}: not a MapDataset file, no COUNTS HDU (HDUs: {present})")
+        onoff = "COUNTS_OFF" in present
         maps = {}
-        for key in _MAP_HDUS:
-            if key in present:
+        for key in _MAP_HDUS + (_ONOFF_HDUS if onoff else ()):
+            if key in present and not (onoff and key == "BACKGROUND"):
                 maps[key.lower()] = map_from_hdulist(hdulist, hdu=key, backend=backend, path=str(path))
     if name is None:
         name = path.name.split(".")[0]
-    return MapDataset(name=name, **maps)
+    return (MapDatasetOnOff if onoff else MapDataset)(name=name, **maps)
