@@ -15,12 +15,22 @@ from .backend import (
     to_host,
     use_backend,
 )
-from .datasets import MapDataset, read_dataset
+from .datasets import MapDataset, MapDatasetOnOff, read_dataset
+from .estimators import ExcessMapEstimator, ExcessMaps, excess_map
 from .errors import GammapyCompatibilityWarning, GpumaskWarning, HostFallbackWarning
 from .geom import WcsGeom
 from .info import info
 from .io import FitsReadError, read_map, write_map
 from .maps import Map, WcsNDMap
+from .morphology import (
+    binary_dilate,
+    binary_erode,
+    exclusion_from_significance,
+    fill_holes,
+    hysteresis_threshold,
+    label,
+    remove_small_regions,
+)
 from .regions import make_region, parse_regions
 
 try:
@@ -33,6 +43,8 @@ except Exception:  # running from a checkout without installation
 __all__ = [
     "Backend",
     "BackendError",
+    "ExcessMapEstimator",
+    "ExcessMaps",
     "FitsReadError",
     "GammapyCompatibilityWarning",
     "GpumaskWarning",
@@ -40,16 +52,25 @@ __all__ = [
     "Map",
     "MapAxis",
     "MapDataset",
+    "MapDatasetOnOff",
     "MixedBackendError",
     "WcsGeom",
     "WcsNDMap",
+    "binary_dilate",
+    "binary_erode",
     "count_transfers",
+    "excess_map",
+    "exclusion_from_significance",
+    "fill_holes",
     "get_backend",
+    "hysteresis_threshold",
     "info",
+    "label",
     "make_region",
     "parse_regions",
     "read_dataset",
     "read_map",
+    "remove_small_regions",
     "to_device",
     "to_host",
     "use_backend",

@@ -459,6 +459,74 @@ class Map:
             "(e.g. bool(map.data.any()), which copies one value to the host)"
         )
 
+    # ------------------------------------------------------------------ convolution
+    def convolve(self, kernel, dtype=np.float64) -> "Map":
+        """Zero-padded "same" FFT convolution of every image plane with ``kernel``
+        (gammapy's method name); see :func:`gpumask.convolution.convolve`."""
+        from .convolution import convolve  # noqa: PLC0415
+
+        return convolve(self, kernel, dtype=dtype)
+
+    # ------------------------------------------------------------------ morphology
+    # Thin wrappers of gpumask.morphology (see there for algorithms and boundaries).
+    def binary_dilate(self, width, kernel="disk", use_fft=None, *, gammapy_rounding=False, method="auto") -> "Map":
+        """Dilate a boolean map by a disk or box of ``width`` (gammapy's method).
+
+        Exact (equal to ``scipy.ndimage.binary_dilation`` with the footprint) and
+        O(N) whatever the width: see :func:`gpumask.morphology.binary_dilate`.
+        ``use_fft`` is accepted for gammapy compatibility and ignored (gammapy's
+        FFT dilation drops isolated pixels).  Same backend as the map.
+        """
+        from .morphology import _check_use_fft, binary_dilate  # noqa: PLC0415
+
+        _check_use_fft(use_fft)
+        return binary_dilate(self, width, kernel=kernel, gammapy_rounding=gammapy_rounding, method=method)
+
+    def binary_erode(
+        self, width, kernel="disk", use_fft=None, *, gammapy_rounding=False, border_value=True, method="auto"
+    ) -> "Map":
+        """Erode a boolean map by a disk or box of ``width`` (gammapy's method).
+
+        Exact and O(N): see :func:`gpumask.morphology.binary_erode`.  Outside the
+        map counts as True by default (``border_value=True``: the edge erodes
+        nothing); ``border_value=False`` is gammapy's ``use_fft=False`` result.
+        ``use_fft`` is accepted for gammapy compatibility and ignored.
+        """
+        from .morphology import _check_use_fft, binary_erode  # noqa: PLC0415
+
+        _check_use_fft(use_fft)
+        return binary_erode(
+            self, width, kernel=kernel, gammapy_rounding=gammapy_rounding, border_value=border_value, method=method
+        )
+
+    def fill_holes(self) -> "Map":
+        """Boolean map with the holes of its True regions filled
+        (:func:`gpumask.morphology.fill_holes`)."""
+        from .morphology import fill_holes  # noqa: PLC0415
+
+        return fill_holes(self)
+
+    def remove_small_regions(self, min_area, *, connectivity=1) -> "Map":
+        """Boolean map without the True regions smaller than ``min_area`` (pixels
+        or a solid angle; :func:`gpumask.morphology.remove_small_regions`)."""
+        from .morphology import remove_small_regions  # noqa: PLC0415
+
+        return remove_small_regions(self, min_area, connectivity=connectivity)
+
+    def label(self, *, connectivity=1) -> "Map":
+        """int32 map of connected-component labels, per 2-D plane
+        (:func:`gpumask.morphology.label`)."""
+        from .morphology import label  # noqa: PLC0415
+
+        return label(self, connectivity=connectivity)
+
+    def hysteresis_threshold(self, low, high, *, connectivity=1) -> "Map":
+        """Boolean map of the pixels above ``low`` connected to a pixel above
+        ``high`` (:func:`gpumask.morphology.hysteresis_threshold`)."""
+        from .morphology import hysteresis_threshold  # noqa: PLC0415
+
+        return hysteresis_threshold(self, low, high, connectivity=connectivity)
+
     # ------------------------------------------------------------------ display
     def _summary(self) -> list[tuple[str, str]]:
         geom = self._geom

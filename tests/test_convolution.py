@@ -189,3 +189,15 @@ def test_kernel_arguments_are_checked():
         cv.disk_kernel("-0.1 deg", binsz=0.02)
     with pytest.raises(ValueError, match="width"):
         cv.ring_kernel("0.1 deg", 0, binsz=0.02)
+
+
+def test_map_convolve_method(backend):
+    rng = np.random.default_rng(5)
+    m = gpumask.Map.create(npix=(30, 20), binsz=0.1, backend=backend.name)
+    m.data = backend.asarray(rng.uniform(size=(20, 30)))
+    k = gpumask.convolution.disk_kernel("0.3 deg", geom=m.geom)
+    out = m.convolve(k)
+    assert out.geom == m.geom and out.backend.name == backend.name
+    from scipy.signal import fftconvolve
+
+    np.testing.assert_allclose(gpumask.to_host(out.data), fftconvolve(gpumask.to_host(m.data), k, mode="same"), atol=1e-12)

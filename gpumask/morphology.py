@@ -1,0 +1,885 @@
+"""Binary morphology of exclusion masks, on the data's backend.
+
+Dilation, erosion, connected-component labels, hole filling, small-region removal
+and hysteresis thresholding of boolean maps (or raw arrays), computed where the
+data is: NumPy + ``scipy.ndimage`` on the CPU, CuPy + ``cupyx.scipy.ndimage`` on
+the GPU.  Leading (non-spatial, e.g. energy) axes are independent planes: nothing
+connects or dilates across them.
+
+Algorithms, and why
+-------------------
+* **Disk dilation / erosion: FFT convolution with a safe threshold.**  A pixel
+  of ``dilate(m)`` is True when a True pixel of ``m`` lies under the footprint,
+  i.e. when ``conv(m, disk)``, an integer count, is at least 1: gpumask tests
+  ``> 0.5`` on float64 FFTs, whose round-off is many orders of magnitude below
+  0.5, so the result is bit-identical to ``binary_dilation`` with the same
+  footprint.  The cost, a batched real FFT of the padded planes with the disk's
+  transform cached (:mod:`gpumask.convolution`), does not depend on the radius.
+  gammapy's FFT dilation thresholds ``> 1`` instead, which needs two True pixels
+  and drops isolated ones.  Direct dilation (``scipy.ndimage.binary_dilation``)
+  costs O(N r^2).  The exact Euclidean distance transform (``EDT(~m) <= r``,
+  O(N), ``method="edt"``) is also exact and radius-independent but measured
+  2-5 times slower than the FFT on the CPU (2000 x 2000 and 18000 x 500, r = 5 to
+  100 px, 2 cores), and cupyx's PBA+ transform pads planes to a square of their
+  longest side.  For footprints of at most :data:`DIRECT_MAX_AREA` pixels
+  (radius < 4 px) the NumPy backend calls ``binary_dilation`` directly, which is
+  as fast there.  Erosion is ``erode(m) = ~dilate(~m)`` with the complementary
+  border.
+* **Box dilation / erosion: separable running maxima**, along x then y:
+  ``scipy.ndimage.maximum_filter1d`` on NumPy (O(N) whatever the width), running
+  sums on CuPy (a cumulative sum; a window holds a True pixel when its sum is
+  positive), as cupyx's maximum_filter1d costs O(N width).
+* **Labels, hole filling, small regions, hysteresis: one connected-component
+  labelling** (``scipy.ndimage.label`` / ``cupyx.scipy.ndimage.label``, O(N)) and
+  per-label table look-ups (``bincount`` / ``add.at`` on the device), instead of
+  iterated dilations whose cost grows with the size of the regions.
+
+Boundaries
+----------
+Dilation: outside the map counts as False (nothing outside grows into the map).
+Erosion: by default (``border_value=True``) outside counts as True, so the map
+edge erodes nothing; in gammapy's exclusion convention (True = usable for the
+background) eroding the usable pixels grows the excluded regions and "outside the
+map is not excluded".  ``border_value=False`` is scipy's default erosion (and
+gammapy's ``use_fft=False`` erosion): a margin of the footprint's half-size is
+eroded along every edge.
+
+Residency
+---------
+Results stay on the input's backend; no function here calls
+:func:`gpumask.to_host` except :func:`exclusion_from_significance` with
+``nan="raise"`` (one scalar).  ``cupyx.scipy.ndimage.label`` itself reads the
+number of components back from the device (4 bytes, inside CuPy, not counted by
+:func:`gpumask.count_transfers`); the labelling functions therefore synchronise
+the device once per call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import numpy as np
+from astropy import units as u
+
+from .backend import backend_of, is_device_array, to_device, to_host
+
+__all__ = [
+    "binary_dilate",
+    "binary_erode",
+    "footprint",
+    "label",
+    "fill_holes",
+    "remove_small_regions",
+    "hysteresis_threshold",
+    "exclusion_from_significance",
+    "DIRECT_MAX_AREA",
+]
+
+#: Footprints of at most this many pixels are applied with scipy's direct
+#: binary_dilation/binary_erosion on the NumPy backend (faster than the EDT there).
+DIRECT_MAX_AREA = 49
+
+_REL_TOL = 1e-9  # radii within this relative distance of an integer snap to it
+_KERNELS = ("disk", "box")
+_NAN_POLICIES = ("keep", "exclude", "raise")
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _unwrap(obj, func):
+    """``(data, map_or_None)`` of a Map or a numpy/cupy array."""
+    from .maps import Map  # noqa: PLC0415 - maps imports this module lazily
+
+    if isinstance(obj, Map):
+        return obj.data, obj
+    if isinstance(obj, np.ndarray) or is_device_array(obj):
+        if obj.ndim < 2:
+            raise ValueError(
+                f"{func} needs an image of 2 or more dimensions (..., ny, nx), got shape {obj.shape}"
+            )
+        return obj, None
+    raise TypeError(f"{func} takes a gpumask Map or a numpy/cupy array, got {type(obj).__name__}")
+
+
+def _wrap(data, template):
+    """A Map on ``template``'s geometry (keeping its meta), or the bare array."""
+    if template is None:
+        return data
+    from .maps import Map  # noqa: PLC0415
+
+    return Map(template.geom, data, unit="", meta=dict(template.meta))
+
+
+def _mask_input(mask, func):
+    data, template = _unwrap(mask, func)
+    if data.dtype != np.bool_:
+        what = "map" if template is not None else "array"
+        raise ValueError(
+            f"{func} needs a boolean mask (True = used, False = excluded), got a {what} of dtype "
+            f"{data.dtype}; make one with a comparison (e.g. `m > 0`) or `.astype(bool)`"
+        )
+    return data, template
+
+
+def _image_input(image, func, name="image"):
+    data, template = _unwrap(image, func)
+    if data.dtype == np.bool_ or data.dtype.kind not in "iuf":
+        raise ValueError(f"{func} needs a real-valued {name} (int or float), got dtype {data.dtype}")
+    return data, template
+
+
+def _check_connectivity(connectivity):
+    if isinstance(connectivity, bool) or connectivity not in (1, 2):
+        raise ValueError(
+            f"connectivity must be 1 (4 neighbours, edges) or 2 (8 neighbours, edges and corners), "
+            f"got {connectivity!r}"
+        )
+    return int(connectivity)
+
+
+def _check_kernel(kernel):
+    if not isinstance(kernel, str) or kernel not in _KERNELS:
+        raise ValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
+    return kernel
+
+
+def _check_use_fft(use_fft):
+    """gammapy's ``use_fft`` is accepted (None, True or False) and ignored."""
+    if use_fft is not None and not isinstance(use_fft, (bool, np.bool_)):
+        raise ValueError(f"use_fft must be None, True or False (it is ignored), got {use_fft!r}")
+
+
+def _check_threshold(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number in the image's unit, got {value!r}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN")
+    return value
+
+
+def _parse_width(width):
+    """``(value, "px")`` or ``(value_deg, "deg")`` from a number, str or Quantity."""
+    if isinstance(width, (bool, np.bool_)):
+        raise ValueError(f"width must be a number of pixels or an angle, got {width!r}")
+    if isinstance(width, numbers.Real):
+        value, unit = float(width), "px"
+    elif isinstance(width, (str, u.Quantity)):
+        try:
+            quantity = u.Quantity(width)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"width must be a number of pixels or an angle like '0.1 deg', got {width!r}"
+            ) from None
+        if np.ndim(quantity) != 0:
+            raise ValueError(f"width must be a single value, got {width!r}")
+        if quantity.unit.is_equivalent(u.deg):
+            value, unit = float(quantity.to_value(u.deg)), "deg"
+        elif quantity.unit in (u.dimensionless_unscaled, u.pix):
+            value, unit = float(quantity.value), "px"
+        else:
+            raise ValueError(
+                f"width must be an angle (e.g. '0.1 deg') or a number of pixels, got unit "
+                f"{quantity.unit} in {width!r}"
+            )
+    else:
+        raise ValueError(
+            f"width must be a number of pixels or an angle (str or Quantity), got {width!r}"
+        )
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"width must be finite and not negative, got {width!r}")
+    return value, unit
+
+
+# ----------------------------------------------------------------------------- footprints
+
+
+def _round_up_to_odd(value):
+    """gammapy.utils.array.round_up_to_odd for a scalar: 2 -> 3, 2.5 -> 3, 10 -> 11."""
+    return int(np.ceil(value) // 2 * 2 + 1)
+
+
+def _snap(value):
+    nearest = round(value)
+    return float(nearest) if abs(value - nearest) <= _REL_TOL * abs(value) else value
+
+
+def _max_offset(thresh, step):
+    """Largest integer k >= 0 with (k * step)^2 <= thresh."""
+    k = int(math.floor(math.sqrt(thresh) / step)) + 1
+    while k > 0 and (k * step) ** 2 > thresh:
+        k -= 1
+    return k
+
+
+@dataclasses.dataclass(frozen=True)
+class _Footprint:
+    """A symmetric footprint: a disk (``(i ay)^2 + j^2 <= r^2``, pixel widths as the
+    unit) or a box of half sizes ``(hy, hx)``."""
+
+    kind: str
+    hy: int
+    hx: int
+    ay: float = 1.0  # pixel height / pixel width (disks)
+    n: int | None = None  # square-pixel disk: i^2 + j^2 <= n (exact integers)
+    thresh: float | None = None  # other disks: (i ay)^2 + j^2 <= thresh
+
+    @classmethod
+    def disk(cls, radius_x, ay=1.0):
+        r2 = radius_x * radius_x
+        if ay == 1.0:
+            n = int(math.floor(_snap(r2)))
+            h = math.isqrt(n)
+            return cls("disk", h, h, 1.0, n=n)
+        thresh = r2 * (1.0 + _REL_TOL)
+        return cls("disk", _max_offset(thresh, ay), _max_offset(thresh, 1.0), ay, thresh=thresh)
+
+    @property
+    def square(self):
+        return self.n is not None
+
+    @property
+    def is_identity(self):
+        return self.hy == 0 and self.hx == 0
+
+    def array(self):
+        """The footprint as a host boolean array of shape (2 hy + 1, 2 hx + 1)."""
+        if self.kind == "box":
+            return np.ones((2 * self.hy + 1, 2 * self.hx + 1), dtype=bool)
+        i = np.arange(-self.hy, self.hy + 1)[:, None]
+        j = np.arange(-self.hx, self.hx + 1)[None, :]
+        if self.square:
+            return i * i + j * j <= self.n
+        return (i * self.ay) ** 2 + (j * 1.0) ** 2 <= self.thresh
+
+    @property
+    def area(self):
+        if self.kind == "box":
+            return (2 * self.hy + 1) * (2 * self.hx + 1)
+        return int(np.count_nonzero(self.array()))
+
+
+def _make_footprint(width, kernel, geom, gammapy_rounding, func):
+    kernel = _check_kernel(kernel)
+    value, unit = _parse_width(width)
+    if unit == "deg":
+        if geom is None:
+            raise ValueError(
+                f"{func}: width {width!r} is an angle, which needs a Map (its geometry gives the "
+                "pixel size); for a raw array give the width as a number of pixels"
+            )
+        sx, sy = (float(s) for s in geom.pixel_scales.deg)
+    else:
+        sx = sy = None
+
+    if gammapy_rounding:
+        # gammapy 2.1 WcsGeom.binary_structure: width / pixel_scales, round_up_to_odd.
+        if unit == "deg":
+            px = (u.Quantity(width) / geom.pixel_scales).to_value("")
+            wx, wy = float(px[0]), float(px[1])
+        else:
+            wx = wy = value
+        if kernel == "disk":
+            r = _round_up_to_odd(wx)  # lon width only, square-pixel disk (as gammapy)
+            return _Footprint("disk", r, r, 1.0, n=r * r)
+        # gammapy shapes its box (lon side, lat side) as (rows, columns); here the lon
+        # side runs along x (columns), which only differs for non-square pixels.
+        return _Footprint("box", (_round_up_to_odd(wy) - 1) // 2, (_round_up_to_odd(wx) - 1) // 2)
+
+    if unit == "deg":
+        ay = sy / sx
+        if abs(ay - 1.0) <= _REL_TOL:
+            ay = 1.0
+        wx, wy = value / sx, value / sy
+    else:
+        ay, wx, wy = 1.0, value, value
+    if kernel == "disk":
+        return _Footprint.disk(wx, ay)
+    # box: pixel centres with |dx| <= width / 2 and |dy| <= width / 2 (an odd side)
+    return _Footprint("box", int(math.floor(_snap(wy / 2))), int(math.floor(_snap(wx / 2))))
+
+
+def footprint(width, kernel="disk", *, geom=None, gammapy_rounding=False):
+    """The footprint :func:`binary_dilate` and :func:`binary_erode` use.
+
+    Parameters
+    ----------
+    width : float, str or `~astropy.units.Quantity`
+        Disk radius or full box side: a number of pixels, or an angle (``"0.1
+        deg"``), which needs ``geom``.
+    kernel : {"disk", "box"}
+    geom : `~gpumask.WcsGeom`, optional
+        Gives the pixel scales (lon, lat) for angular widths.
+    gammapy_rounding : bool
+        gammapy 2.1's footprint instead (see :func:`binary_dilate`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean array of odd shape ``(2 hy + 1, 2 hx + 1)``, on the host (small).
+    """
+    return _make_footprint(width, kernel, geom, gammapy_rounding, "footprint").array()
+
+
+# ----------------------------------------------------------------------------- dilation
+
+
+def _planes(shape):
+    return np.ndindex(*shape[:-2]) if len(shape) > 2 else [()]
+
+
+def _structure_nd(be, fp, ndim):
+    """The footprint as a structure for scipy/cupyx (uploaded for cupyx, whose
+    binary morphology takes device structures only)."""
+    array = fp.array()
+    return to_device(array.reshape((1,) * (ndim - 2) + array.shape), be)
+
+
+def _run_any(xp, m, h, axis):
+    """True where the window [k - h, k + h] along ``axis`` holds a True pixel."""
+    n = m.shape[axis]
+    counts = xp.cumsum(m, axis=axis, dtype=xp.int32)
+    zero = xp.zeros_like(xp.take(counts, xp.arange(1), axis=axis))
+    counts = xp.concatenate([zero, counts], axis=axis)  # counts[k] = sum of m[:k]
+    idx = xp.arange(n)
+    hi = xp.minimum(idx + (h + 1), n)
+    lo = xp.maximum(idx - h, 0)
+    return (xp.take(counts, hi, axis=axis) - xp.take(counts, lo, axis=axis)) > 0
+
+
+def _box_dilate(be, m, fp, method):
+    """Separable box dilation: scipy's maximum_filter1d (O(N) whatever the size) on
+    NumPy; running sums on CuPy, whose maximum_filter1d loops over the window."""
+    out = m
+    for h, axis in ((fp.hx, -1), (fp.hy, -2)):
+        if not h:
+            continue
+        if method == "box" and be.name == "numpy":
+            out = be.ndimage.maximum_filter1d(
+                out.view(np.uint8), 2 * h + 1, axis=axis, mode="constant", cval=0
+            ).view(bool)
+        else:
+            out = _run_any(be.xp, out, h, axis)
+    return out
+
+
+def _edt_within(be, plane, fp):
+    """EDT dilation of one 2-D plane (True where a True pixel lies in the footprint)."""
+    xp = be.xp
+    if fp.square:
+        dist = be.ndimage.distance_transform_edt(~plane)
+        within = xp.rint(dist * dist) <= fp.n  # exact integer i^2 + j^2
+    else:
+        dist = be.ndimage.distance_transform_edt(~plane, sampling=(fp.ay, 1.0))
+        within = dist * dist <= fp.thresh
+    # without any True pixel the EDT has no zero to measure from: nothing to dilate
+    return within & plane.any()
+
+
+def _tile_length(be, shape, halo):
+    """Tile length along the long axis, or None for one piece.  cupyx's PBA+ pads
+    its input to a square of the longest side: an 18000 x 500 plane would cost as
+    much as 18000 x 18000, so elongated planes go in overlapping tiles."""
+    if be.name != "cupy":
+        return None
+    short, long_ = min(shape), max(shape)
+    length = max(short, 4 * halo, 256)
+    return length if long_ > 1.5 * length else None
+
+
+def _edt_dilate(be, m, fp, tile_length=None):
+    xp = be.xp
+    out = xp.empty(m.shape, dtype=bool)
+    ny, nx = m.shape[-2:]
+    axis = -1 if nx >= ny else -2
+    halo = fp.hx if axis == -1 else fp.hy
+    n_long = m.shape[axis]
+    length = tile_length if tile_length is not None else _tile_length(be, (ny, nx), halo)
+    for idx in _planes(m.shape):
+        plane = m[idx]
+        if length is None or length >= n_long:
+            out[idx] = _edt_within(be, plane, fp)
+            continue
+        core = max(length - 2 * halo, 1)
+        for start in range(0, n_long, core):
+            stop = min(start + core, n_long)
+            lo, hi = max(start - halo, 0), min(stop + halo, n_long)
+            src = [slice(None), slice(None)]
+            src[axis] = slice(lo, hi)
+            tile = _edt_within(be, xp.ascontiguousarray(plane[tuple(src)]), fp)
+            keep = [slice(None), slice(None)]
+            keep[axis] = slice(start - lo, stop - lo)
+            dst = [slice(None), slice(None)]
+            dst[axis] = slice(start, stop)
+            out[idx][tuple(dst)] = tile[tuple(keep)]
+    return out
+
+
+def _fft_dilate(be, m, fp):
+    """FFT dilation with a safe threshold: ``conv(m, footprint) > 0.5``.
+
+    The convolution of 0/1 arrays counts the True pixels under the footprint, an
+    integer; float64 FFT round-off is of order ``eps log2(N) sqrt(n_true * area)``,
+    below 1e-6 even for 1e9 True pixels under a 1e6-pixel footprint, so the 0.5
+    threshold makes the result exact (gammapy thresholds at 1 and so needs two
+    pixels).  All planes go through one batched real FFT and the footprint's
+    transform is cached (gpumask.convolution)."""
+    from .convolution import convolve  # noqa: PLC0415
+
+    return convolve(m, fp.array().astype(np.float64)) > 0.5
+
+
+_METHODS = ("auto", "fft", "edt", "direct")
+
+
+def _choose_method(be, fp, method):
+    if method not in (None, "auto"):
+        if method not in _METHODS + ("box", "box-sums"):
+            raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+        if fp.kind == "box" and method not in ("box", "box-sums", "direct"):
+            return "box"
+        return method
+    if fp.kind == "box":
+        return "box"
+    if be.name == "numpy" and fp.area <= DIRECT_MAX_AREA:
+        return "direct"
+    return "fft"
+
+
+def _dilate_data(be, m, fp, method=None, tile_length=None):
+    """Dilation of every 2-D plane of the boolean array ``m``; outside is False."""
+    if fp.is_identity:
+        return m.copy()
+    method = _choose_method(be, fp, method)
+    if method in ("box", "box-sums"):
+        return _box_dilate(be, m, fp, method)
+    if method == "direct":
+        return be.ndimage.binary_dilation(m, structure=_structure_nd(be, fp, m.ndim))
+    if method == "fft":
+        return _fft_dilate(be, m, fp)
+    return _edt_dilate(be, m, fp, tile_length)
+
+
+def _erode_data(be, m, fp, border_value, method=None, tile_length=None):
+    """Erosion of every 2-D plane of ``m``; outside counts as ``border_value``."""
+    if fp.is_identity:
+        return m.copy()
+    method = _choose_method(be, fp, method)
+    if method == "direct":
+        return be.ndimage.binary_erosion(
+            m, structure=_structure_nd(be, fp, m.ndim), border_value=int(bool(border_value))
+        )
+    out = ~_dilate_data(be, ~m, fp, method, tile_length)
+    if not border_value:
+        # outside = False erodes the pixels whose footprint reaches past an edge; the
+        # nearest outside pixel is straight across the edge, so that is a margin of
+        # hx columns and hy rows
+        if fp.hx:
+            out[..., :, : fp.hx] = False
+            out[..., :, -fp.hx :] = False
+        if fp.hy:
+            out[..., : fp.hy, :] = False
+            out[..., -fp.hy :, :] = False
+    return out
+
+
+def _check_method(method):
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    return None if method == "auto" else method
+
+
+_WIDTH_DOC = """width : float, str or `~astropy.units.Quantity`
+        A number is a number of pixels; an angle (``"0.1 deg"``, Quantity) is
+        converted with the map's pixel scales (lon for x, lat for y; raw arrays
+        take pixels only).  ``kernel="disk"``: the radius; the footprint holds the
+        pixel offsets ``(i, j)`` with ``(i sy)^2 + (j sx)^2 <= width^2``
+        (inclusive edge; ``r^2`` in pixels within 1e-9 of an integer counts as
+        that integer, so 0.1 deg at 0.02 deg/px is exactly the r = 5 disk).
+        ``kernel="box"``: the full side; pixel centres with ``|dx|, |dy| <=
+        width / 2``, a box of odd side.
+    kernel : {"disk", "box"}
+    gammapy_rounding : bool
+        Use gammapy 2.1's footprint: the radius (disk) or side (box) in pixels is
+        ``round_up_to_odd(width / pixel size)`` (2 -> 3, 10 -> 11), and a disk
+        uses the lon pixel size for both axes.
+    method : {"auto", "fft", "edt", "direct"}
+        How disks are applied; every method gives the same result.  "fft":
+        ``conv(mask, disk) > 0.5`` with float64 FFTs (exact: the count of True
+        pixels under the disk is an integer and the round-off is far below 0.5),
+        cost independent of the radius, kernel transform cached; "edt": exact
+        Euclidean distance transform, O(N); "direct": scipy/cupyx
+        ``binary_dilation``, O(N r^2).  "auto" (default): "direct" for footprints
+        of at most :data:`DIRECT_MAX_AREA` pixels on NumPy, else "fft".  Boxes
+        always use separable running maxima."""
+
+
+def binary_dilate(mask, width, *, kernel="disk", gammapy_rounding=False, method="auto"):
+    """Binary dilation of a mask by a disk or box: True regions grow by ``width``.
+
+    Equal to ``scipy.ndimage.binary_dilation(mask, footprint)`` on every 2-D
+    plane (outside the map counts as False), computed in O(N) whatever the width
+    (see the module docstring).  gammapy's default ``binary_dilate`` (FFT,
+    ``conv(mask, disk) > 1``) differs: it drops isolated True pixels.
+
+    Parameters
+    ----------
+    mask : `~gpumask.Map` or array
+        Boolean, shape ``(..., ny, nx)``, numpy or cupy.
+    {width}
+
+    Returns
+    -------
+    `~gpumask.Map` or array
+        Boolean, same geometry/shape and same backend as ``mask``.
+    """
+    data, template = _mask_input(mask, "binary_dilate")
+    geom = template.geom if template is not None else None
+    fp = _make_footprint(width, kernel, geom, gammapy_rounding, "binary_dilate")
+    return _wrap(_dilate_data(backend_of(data), data, fp, _check_method(method)), template)
+
+
+def binary_erode(mask, width, *, kernel="disk", gammapy_rounding=False, border_value=True, method="auto"):
+    """Binary erosion of a mask by a disk or box: True regions shrink by ``width``.
+
+    Equal to ``scipy.ndimage.binary_erosion(mask, footprint,
+    border_value=border_value)`` on every 2-D plane, computed in O(N) whatever the
+    width as ``~dilate(~mask)``.  For a gammapy exclusion mask (True = usable)
+    this grows the excluded (False) regions by ``width``.
+
+    Parameters
+    ----------
+    mask : `~gpumask.Map` or array
+        Boolean, shape ``(..., ny, nx)``, numpy or cupy.
+    {width}
+    border_value : bool
+        What lies outside the map.  True (default): the map edge erodes nothing
+        ("outside the map is not excluded").  False: scipy's default (and
+        gammapy's ``use_fft=False``): a margin of the footprint's half size is
+        eroded along every edge.
+
+    Returns
+    -------
+    `~gpumask.Map` or array
+        Boolean, same geometry/shape and same backend as ``mask``.
+    """
+    data, template = _mask_input(mask, "binary_erode")
+    if not isinstance(border_value, (bool, np.bool_, int)) or border_value not in (0, 1):
+        raise ValueError(f"border_value must be True or False, got {border_value!r}")
+    geom = template.geom if template is not None else None
+    fp = _make_footprint(width, kernel, geom, gammapy_rounding, "binary_erode")
+    return _wrap(_erode_data(backend_of(data), data, fp, bool(border_value), _check_method(method)), template)
+
+
+if binary_dilate.__doc__:  # None under python -OO
+    binary_dilate.__doc__ = binary_dilate.__doc__.format(width=_WIDTH_DOC)
+    binary_erode.__doc__ = binary_erode.__doc__.format(width=_WIDTH_DOC)
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def _structure(ndim, connectivity):
+    """3^ndim structure connecting pixels within each 2-D plane only."""
+    from scipy.ndimage import generate_binary_structure  # noqa: PLC0415 - host-side helper
+
+    plane = generate_binary_structure(2, connectivity)
+    out = np.zeros((3,) * ndim, dtype=bool)
+    out[(1,) * (ndim - 2)] = plane
+    return out
+
+
+def _label_stack(be, m, connectivity):
+    """Labels of ``m`` with no connection across planes, numbered in raster order
+    over the whole stack, and their number (a Python int; cupyx reads it back)."""
+    labels, n = be.ndimage.label(m, structure=_structure(m.ndim, connectivity))
+    return labels, int(n)
+
+
+def _table(xp, n):
+    return xp.zeros(n + 1, dtype=bool)
+
+
+def label(mask, *, connectivity=1):
+    """Connected components of the True pixels, plane by plane.
+
+    Parameters
+    ----------
+    mask : `~gpumask.Map` or array
+        Boolean, shape ``(..., ny, nx)``.
+    connectivity : {1, 2}
+        1: pixels sharing an edge are connected (4 neighbours); 2: also those
+        sharing a corner (8 neighbours).
+
+    Returns
+    -------
+    `~gpumask.Map` or array
+        int32 labels, 0 on False pixels, 1..n on the n components of each 2-D
+        plane (numbering restarts in every plane), same backend as ``mask``.
+        Each plane equals ``scipy.ndimage.label(plane,
+        generate_binary_structure(2, connectivity))[0]``: components are numbered
+        in the raster order of their first pixel.
+
+    Notes
+    -----
+    The number of components is not returned, as it would have to be copied to
+    the host: it is ``labels.max()`` (per plane ``labels.max(axis=(-2, -1))``), a
+    device scalar until you convert it.  On CuPy, ``cupyx.scipy.ndimage.label``
+    synchronises the device once (it reads the count back internally).
+    """
+    data, template = _mask_input(mask, "label")
+    connectivity = _check_connectivity(connectivity)
+    be = backend_of(data)
+    xp = be.xp
+    labels, _ = _label_stack(be, data, connectivity)
+    labels = labels.astype(np.int32, copy=False)
+    if data.ndim > 2:
+        # stack labels are in raster order, plane after plane: shift each plane's to 1..n
+        big = np.iinfo(np.int32).max
+        first = xp.where(labels > 0, labels, big).min(axis=(-2, -1), keepdims=True)
+        labels = xp.where(labels > 0, labels - (first - 1), 0).astype(np.int32, copy=False)
+    return _wrap(labels, template)
+
+
+def fill_holes(mask):
+    """Fill the holes of the True regions, plane by plane.
+
+    A hole is a set of False pixels not 4-connected (through False pixels) to the
+    map edge; filling sets it True.  Equal to ``scipy.ndimage.binary_fill_holes``
+    on every 2-D plane, computed with one labelling of ``~mask`` (O(N)) instead
+    of scipy's iterated dilation from the border.
+
+    Parameters
+    ----------
+    mask : `~gpumask.Map` or array
+        Boolean, shape ``(..., ny, nx)``.
+
+    Returns
+    -------
+    `~gpumask.Map` or array
+        Boolean, same geometry/shape and backend as ``mask``.
+    """
+    data, template = _mask_input(mask, "fill_holes")
+    be = backend_of(data)
+    labels, n = _label_stack(be, ~data, 1)
+    touches_edge = _table(be.xp, n)
+    for edge in (labels[..., 0, :], labels[..., -1, :], labels[..., :, 0], labels[..., :, -1]):
+        touches_edge[edge] = True
+    touches_edge[0] = False  # label 0: the True pixels themselves
+    return _wrap(~touches_edge[labels], template)
+
+
+def _parse_area(min_area):
+    """``(value, "px")`` or ``(value_sr, "sr")``."""
+    if isinstance(min_area, (bool, np.bool_)):
+        raise ValueError(f"min_area must be a number of pixels or a solid angle, got {min_area!r}")
+    if isinstance(min_area, numbers.Real):
+        value, unit = float(min_area), "px"
+    elif isinstance(min_area, (str, u.Quantity)):
+        try:
+            quantity = u.Quantity(min_area)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"min_area must be a number of pixels or a solid angle like '1e-5 sr' or "
+                f"'0.01 deg2', got {min_area!r}"
+            ) from None
+        if np.ndim(quantity) != 0:
+            raise ValueError(f"min_area must be a single value, got {min_area!r}")
+        if quantity.unit.is_equivalent(u.sr):
+            value, unit = float(quantity.to_value(u.sr)), "sr"
+        elif quantity.unit in (u.dimensionless_unscaled, u.pix, u.pix**2):
+            value, unit = float(quantity.value), "px"
+        else:
+            raise ValueError(
+                f"min_area must be a solid angle (sr, deg2) or a number of pixels, got unit "
+                f"{quantity.unit} in {min_area!r}"
+            )
+    else:
+        raise ValueError(f"min_area must be a number of pixels or a solid angle, got {min_area!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"min_area must be finite and not negative, got {min_area!r}")
+    return value, unit
+
+
+def _component_sums(be, labels, n, weights):
+    """Per-label sums of ``weights`` (float64; pixel counts when None), length n + 1."""
+    xp = be.xp
+    flat = labels.ravel()
+    if be.name == "numpy":
+        w = None if weights is None else np.broadcast_to(weights, labels.shape).ravel()
+        return np.bincount(flat, weights=w, minlength=n + 1).astype(np.float64, copy=False)
+    # cupy.bincount synchronises (it reads max(labels) back); add.at does not
+    out = xp.zeros(n + 1, dtype=xp.float64)
+    if weights is None:
+        values = xp.ones(flat.shape, dtype=xp.float64)
+    else:
+        values = xp.ascontiguousarray(xp.broadcast_to(weights, labels.shape)).ravel()
+    add_at = getattr(xp.add, "at", None)
+    if add_at is not None:
+        add_at(out, flat, values)
+    else:  # CuPy releases without ufunc.at
+        import cupyx  # noqa: PLC0415
+
+        cupyx.scatter_add(out, flat, values)
+    return out
+
+
+def remove_small_regions(mask, min_area, *, connectivity=1):
+    """Set to False the True regions smaller than ``min_area``, plane by plane.
+
+    A region is a connected component of True pixels; it is removed when its area
+    is strictly smaller than ``min_area`` (regions of exactly ``min_area`` stay).
+    For pixel counts this equals scikit-image 0.26's
+    ``remove_small_objects(mask, max_size=ceil(min_area) - 1,
+    connectivity=connectivity)`` (its ``max_size`` removes sizes ``<=``
+    ``max_size``; the deprecated ``min_size=k`` removed sizes ``< k``).
+
+    Parameters
+    ----------
+    mask : `~gpumask.Map` or array
+        Boolean, shape ``(..., ny, nx)``.
+    min_area : float, str or `~astropy.units.Quantity`
+        A number (or dimensionless/pix Quantity) is a pixel count; a solid angle
+        (``"1e-5 sr"``, ``"0.01 deg2"``) is compared with the sum of the regions'
+        pixel solid angles (:meth:`~gpumask.WcsGeom.solid_angle`; pixels outside
+        the projection count as 0), which needs a Map.
+    connectivity : {1, 2}
+        4- or 8-neighbour regions.
+
+    Returns
+    -------
+    `~gpumask.Map` or array
+        Boolean, same geometry/shape and backend as ``mask``.
+
+    Notes
+    -----
+    Solid-angle sums are float64 and their rounding depends on the summation
+    order (NumPy's bincount and CuPy's atomics differ): a region whose area equals
+    ``min_area`` to 1e-15 may be kept on one backend and removed on the other.
+    """
+    data, template = _mask_input(mask, "remove_small_regions")
+    connectivity = _check_connectivity(connectivity)
+    value, unit = _parse_area(min_area)
+    if unit == "sr" and template is None:
+        raise ValueError(
+            f"min_area {min_area!r} is a solid angle, which needs a Map (its geometry gives the "
+            "pixel solid angles); for a raw array give a number of pixels"
+        )
+    be = backend_of(data)
+    xp = be.xp
+    labels, n = _label_stack(be, data, connectivity)
+    weights = None
+    if unit == "sr":
+        omega = template.geom.solid_angle(backend=be)
+        weights = xp.where(xp.isfinite(omega), omega, 0.0)
+    areas = _component_sums(be, labels, n, weights)
+    keep = areas >= value
+    keep[0] = False
+    return _wrap(keep[labels], template)
+
+
+# ----------------------------------------------------------------------------- thresholds
+
+
+def _hysteresis(be, low_mask, high_mask, connectivity):
+    """Components of ``low_mask`` holding a pixel of ``high_mask`` (a subset)."""
+    xp = be.xp
+    labels, n = _label_stack(be, low_mask, connectivity)
+    seeded = _table(xp, n)
+    seeded[xp.where(high_mask, labels, 0)] = True
+    seeded[0] = False
+    return seeded[labels]
+
+
+def hysteresis_threshold(image, low, high, *, connectivity=1):
+    """Pixels above ``low`` connected to a pixel above ``high``, plane by plane.
+
+    Equal to ``skimage.filters.apply_hysteresis_threshold(image, low, high)``
+    (strict comparisons: ``image > low``, ``image > high``; NaN is above nothing)
+    on every 2-D plane for ``connectivity=1``, which is scikit-image's (4
+    neighbours); ``connectivity=2`` connects corners too.
+
+    Parameters
+    ----------
+    image : `~gpumask.Map` or array
+        Real-valued, shape ``(..., ny, nx)``.
+    low, high : float
+        Thresholds in the image's unit, ``low <= high`` (scikit-image silently
+        clips ``low`` to ``high``; this raises).
+    connectivity : {1, 2}
+
+    Returns
+    -------
+    `~gpumask.Map` or array
+        Boolean (True = above the thresholds), same geometry/shape and backend.
+    """
+    data, template = _image_input(image, "hysteresis_threshold")
+    low = _check_threshold(low, "low")
+    high = _check_threshold(high, "high")
+    if low > high:
+        raise ValueError(f"low ({low}) must not be above high ({high})")
+    connectivity = _check_connectivity(connectivity)
+    be = backend_of(data)
+    return _wrap(_hysteresis(be, data > low, data > high, connectivity), template)
+
+
+def exclusion_from_significance(sqrt_ts, threshold=5.0, *, low=None, nan="keep", connectivity=1):
+    """Exclusion mask from a significance map, in gammapy's convention.
+
+    True = usable for the background, False = excluded.  Without ``low``, the
+    pixels with ``sqrt_ts >= threshold`` are excluded (the gammapy tutorial's
+    ``mask = sqrt_ts < 5``).  With ``low``, whole excesses are excluded: every
+    region of pixels with ``sqrt_ts >= low`` (connected with ``connectivity``)
+    that holds a pixel with ``sqrt_ts >= threshold``.  Both comparisons are
+    inclusive, so ``low=threshold`` gives the plain threshold; scikit-image's
+    ``apply_hysteresis_threshold(sqrt_ts, low, threshold)`` compares strictly
+    (``>``) and differs only on pixels exactly equal to ``low`` or ``threshold``.
+
+    Parameters
+    ----------
+    sqrt_ts : `~gpumask.Map` or array
+        Significance, shape ``(..., ny, nx)``; leading axes are independent planes.
+    threshold : float
+        Pixels at or above it are excluded (and seed the regions when ``low`` is given).
+    low : float, optional
+        Lower threshold of the hysteresis, ``low <= threshold``.
+    nan : {"keep", "exclude", "raise"}
+        NaN pixels (those the estimator masked): "keep" makes them usable (the
+        tutorial sets them True), "exclude" excludes them, "raise" raises
+        ValueError if there is any.  NaN pixels never connect regions.
+    connectivity : {1, 2}
+        4- or 8-neighbour regions for ``low``.
+
+    Returns
+    -------
+    `~gpumask.Map` or array
+        Boolean, same geometry/shape and backend as ``sqrt_ts``.  Nothing is copied
+        to the host, except one count with ``nan="raise"``.
+    """
+    data, template = _image_input(sqrt_ts, "exclusion_from_significance", name="sqrt_ts map")
+    threshold = _check_threshold(threshold, "threshold")
+    if low is not None:
+        low = _check_threshold(low, "low")
+        if low > threshold:
+            raise ValueError(f"low ({low}) must not be above threshold ({threshold})")
+    if not isinstance(nan, str) or nan not in _NAN_POLICIES:
+        raise ValueError(f"nan must be one of {_NAN_POLICIES}, got {nan!r}")
+    connectivity = _check_connectivity(connectivity)
+    be = backend_of(data)
+    xp = be.xp
+    if nan == "raise":
+        n_nan = int(to_host(xp.count_nonzero(xp.isnan(data))))
+        if n_nan:
+            raise ValueError(
+                f"sqrt_ts has {n_nan} NaN pixels (nan='raise'); use nan='keep' to count them as "
+                "usable or nan='exclude' to exclude them"
+            )
+    seeds = data >= threshold
+    excluded = seeds if low is None else _hysteresis(be, data >= low, seeds, connectivity)
+    usable = ~excluded
+    if nan == "exclude":
+        usable &= ~xp.isnan(data)
+    return _wrap(usable, template)
