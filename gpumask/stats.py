@@ -204,7 +204,7 @@ class _CountsStatistic:
     @property
     def ts(self):
         """TS of the measured excess against no excess, clipped at 0."""
-        return self._xp.clip(self.stat_null - self.stat_max, 0, None)
+        return self._xp.maximum(self.stat_null - self.stat_max, 0.0)
 
     @property
     def sqrt_ts(self):
