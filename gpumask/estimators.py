@@ -27,7 +27,16 @@ Differences from gammapy 2.1, all on purpose:
 * convolutions are kept in float64 (gammapy rounds them to float32 storage);
 * Cash errors solve the Lambert-W equation directly, so they stay accurate for
   large counts, where ``scipy.special.lambertw`` loses digits (see stats.py);
-* the "sensitivity" selection is not available.
+* the "sensitivity" selection is not available;
+* with on/off data, pixels with no off count under the disk get alpha and
+  ``sqrt_ts`` NaN; gammapy divides FFT round-off there (an arbitrary alpha,
+  often a spurious |sqrt_ts| > 5);
+* ``energy_edges`` groups whole bins by integer index; gammapy's
+  ``resample_axis`` re-finds the bins with a float ``digitize`` that, on about
+  0.25% of log axes, moves a bin into the next group (20 log bins from 0.3 to
+  9 TeV grouped at the 11th edge: gammapy sums bins 0-9 and 10-19);
+* values in bins outside ``mask_safe`` are ignored even when NaN (gammapy's
+  ``counts * mask_safe`` lets one NaN turn the whole map NaN).
 """
 
 from __future__ import annotations
@@ -257,10 +266,17 @@ class ExcessMapEstimator:
         if self.correlate_off:
             background = alpha_group * counts_off * mask
             background = xp.where(acceptance_off == 0, 0.0, background)
-            conv = convolve(xp.stack([n_on_in, n_off_in, background]), kernel, dtype=self.dtype)
-            n_on, n_off = xp.rint(conv[0]), conv[1]
+            support = (n_off_in != 0).astype(xp.float64)
+            planes = xp.stack([n_on_in, n_off_in, background, support])
+            conv = convolve(planes, kernel, dtype=self.dtype)
+            # Where no off count lies under the disk, n_off and the background are
+            # exactly 0 (alpha undefined, NaN), not FFT round-off of +-1e-15 whose
+            # ratio would be an arbitrary alpha and a spurious significance.
+            empty = xp.rint(conv[3]) == 0
+            n_on = xp.rint(conv[0])
+            n_off = xp.where(empty, 0.0, conv[1])
             with np.errstate(invalid="ignore", divide="ignore"):
-                alpha = conv[2] / n_off
+                alpha = xp.where(empty, 0.0, conv[2]) / n_off
         else:
             conv = convolve(xp.stack([n_on_in, acceptance * mask]), kernel, dtype=self.dtype)
             n_on, n_off = xp.rint(conv[0]), n_off_in
@@ -341,9 +357,9 @@ def _as_map(value, like, name):
     if isinstance(value, Map):
         return value
     xp = like.backend.xp
-    if np.ndim(value) == 0 and not hasattr(value, "shape"):
-        return Map.from_geom(like.geom, data=xp.full(like.geom.data_shape, float(value)))
-    data = like.backend.asarray(value) if not hasattr(value, "__cuda_array_interface__") else value
+    data = value if hasattr(value, "__cuda_array_interface__") else like.backend.asarray(value)
+    if data.ndim == 0:
+        return Map.from_geom(like.geom, data=xp.broadcast_to(data.astype(xp.float64), like.geom.data_shape).copy())
     if tuple(data.shape) != tuple(like.geom.data_shape):
         raise ValueError(f"{name} has shape {tuple(data.shape)}, the counts map {tuple(like.geom.data_shape)}")
     return Map.from_geom(like.geom, data=data)
@@ -370,7 +386,8 @@ def _energy_groups(geom, energy_edges):
         if target.size < 2 or not np.all(np.diff(target) > 0):
             raise ValueError(f"energy_edges must be at least two increasing energies, got {energy_edges!r}")
         # gammapy's group_table: snap each edge to the nearest bin edge, drop
-        # what lies outside the requested range
+        # what lies outside the requested range (then whole bins by index, where
+        # gammapy's resample_axis re-digitizes floats; see the module docstring)
         pix = np.clip(axis.coord_to_pix(target * edges.unit), -0.5, axis.nbin - 0.5)
         idx = np.unique(np.round(pix + 0.5)).astype(int)
         groups = [(int(a), int(b)) for a, b in zip(idx[:-1], idx[1:]) if b > a]
@@ -420,7 +437,8 @@ class _GroupedData:
         xp = self.xp
         data = self._planes(m.data).astype(xp.float64)
         if self._weights is not None:
-            data = data * self._planes(self._weights)
+            # where(), not a product: NaN or inf in unsafe bins must not reach the FFT
+            data = xp.where(self._planes(self._weights), data, 0.0)
         if self.groups is None:
             return data
         return xp.stack([data[a:b].sum(axis=0) for a, b in self.groups])

@@ -489,7 +489,8 @@ class Map:
 
         Exact and O(N): see :func:`gpumask.morphology.binary_erode`.  Outside the
         map counts as True by default (``border_value=True``: the edge erodes
-        nothing); ``border_value=False`` is gammapy's ``use_fft=False`` result.
+        nothing), which differs from gammapy: its erosion (FFT or not) eats a
+        margin along every edge, as ``border_value=False`` does here.
         ``use_fft`` is accepted for gammapy compatibility and ignored.
         """
         from .morphology import _check_use_fft, binary_erode  # noqa: PLC0415

@@ -40,9 +40,11 @@ Dilation: outside the map counts as False (nothing outside grows into the map).
 Erosion: by default (``border_value=True``) outside counts as True, so the map
 edge erodes nothing; in gammapy's exclusion convention (True = usable for the
 background) eroding the usable pixels grows the excluded regions and "outside the
-map is not excluded".  ``border_value=False`` is scipy's default erosion (and
-gammapy's ``use_fft=False`` erosion): a margin of the footprint's half-size is
-eroded along every edge.
+map is not excluded".  This differs from gammapy on purpose: gammapy's erosion
+(FFT, zero-padded, and ``use_fft=False``) treats outside as False and so excludes
+a margin along every map edge.  ``border_value=False`` reproduces that (and
+scipy's default erosion): a margin of the footprint's half-size is eroded along
+every edge.
 
 Residency
 ---------
@@ -557,9 +559,9 @@ def binary_erode(mask, width, *, kernel="disk", gammapy_rounding=False, border_v
     {width}
     border_value : bool
         What lies outside the map.  True (default): the map edge erodes nothing
-        ("outside the map is not excluded").  False: scipy's default (and
-        gammapy's ``use_fft=False``): a margin of the footprint's half size is
-        eroded along every edge.
+        ("outside the map is not excluded"), unlike gammapy.  False: gammapy's
+        erosion (both its FFT default and ``use_fft=False``) and scipy's default:
+        a margin of the footprint's half size is eroded along every edge.
 
     Returns
     -------

@@ -154,7 +154,7 @@ def _solve_u_minus_log1p(q, xp, branch):
     return xp.expm1(-x)
 
 
-def _illinois(f, a, b, be, maxiter=100, rtol=4 * np.finfo(float).eps, xtol=2e-12):
+def _illinois(f, a, b, be, maxiter=None, rtol=4 * np.finfo(float).eps, xtol=2e-12):
     """Roots of the vectorised ``f`` in the brackets ``[a, b]`` (arrays), NaN where
     ``f(a)`` and ``f(b)`` have the same sign or are not finite.
 
@@ -162,11 +162,16 @@ def _illinois(f, a, b, be, maxiter=100, rtol=4 * np.finfo(float).eps, xtol=2e-12
     retained end's value when the same end is kept twice, so the bracket always
     holds the root and convergence is superlinear.  The tolerances are brentq's
     defaults, as in gammapy.  On the host the loop ends when every element has
-    converged; on the device it runs ``maxiter`` steps (no host round trip).
+    converged (at most ``maxiter``, default 100, steps); on the device it runs
+    ``maxiter`` (default 60) steps without looking (no host round trip).  Random
+    WStat brackets converge within 40.  Elements not converged are NaN.
     """
+    if maxiter is None:
+        maxiter = 60 if be.is_gpu else 100
     xp = be.xp
     fa, fb = f(a), f(b)
-    valid = xp.isfinite(fa) & xp.isfinite(fb) & (fa * fb <= 0)
+    # signs, not the product, which underflows for tiny values of f
+    valid = xp.isfinite(fa) & xp.isfinite(fb) & (xp.sign(fa) * xp.sign(fb) <= 0)
     a = xp.where(valid, a, 0.0)
     b = xp.where(valid, b, 0.0)
     fa = xp.where(valid, fa, -1.0)
@@ -182,8 +187,8 @@ def _illinois(f, a, b, be, maxiter=100, rtol=4 * np.finfo(float).eps, xtol=2e-12
         lo, hi = xp.minimum(a, b), xp.maximum(a, b)
         c = xp.where((c > lo) & (c < hi), c, 0.5 * (a + b))
         fc = f(c)
-        fc = xp.where(xp.isfinite(fc), fc, fb)  # cannot happen inside a valid bracket
-        keep_a = fc * fb > 0  # root between a and c: a retained (Illinois halving)
+        fc = xp.where(xp.isfinite(fc), fc, fb)  # not for WStat/Cash with counts >= 0
+        keep_a = xp.sign(fc) * xp.sign(fb) > 0  # root between a and c: a kept (Illinois halving)
         halve = keep_a & (side == 1)
         fa_new = xp.where(keep_a, xp.where(halve, fa / 2, fa), fb)
         a_new = xp.where(keep_a, a, b)
@@ -192,7 +197,9 @@ def _illinois(f, a, b, be, maxiter=100, rtol=4 * np.finfo(float).eps, xtol=2e-12
         fa = xp.where(done, fa, fa_new)
         b = xp.where(done, b, c)
         fb = xp.where(done, fb, fc)
-    return xp.where(valid, b, xp.nan)
+    done = (fb == 0) | (xp.abs(b - a) <= xtol + rtol * xp.abs(b))
+    # not converged within maxiter: NaN, as gammapy's brentq failure
+    return xp.where(valid & done, b, xp.nan)
 
 
 # ----------------------------------------------------------------------------- classes

@@ -157,3 +157,41 @@ def test_bad_n_sigma(bad):
 def test_bad_truncation():
     with pytest.raises(ValueError, match="truncation_value"):
         cash(1.0, 1.0, truncation_value=0)
+
+
+def test_illinois_device_path_on_a_numpy_stand_in():
+    """The fixed-step loop the GPU runs (no early exit) on a Backend named "cupy"
+    whose array module is numpy: same roots as the host loop."""
+    import gpumask
+    from gpumask.stats import _illinois
+
+    fake = gpumask.Backend("cupy", np)
+    assert fake.is_gpu
+    rng = np.random.default_rng(9)
+    n = 5000
+    stat = WStatCountsStatistic(
+        rng.poisson(rng.uniform(0, 60, n)).astype(float),
+        rng.poisson(rng.uniform(0, 300, n)).astype(float),
+        rng.uniform(0.01, 1.0, n),
+    )
+    target = stat.stat_max + 1.0
+    lower, upper = stat.n_sig, stat.n_sig + 2 * (stat.error + 1)
+
+    def f(mu):
+        return stat._stat_fcn(mu) - target
+
+    host = _illinois(f, lower, upper, get_backend_numpy())
+    device = _illinois(f, lower, upper, fake)
+    np.testing.assert_allclose(device, host, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert np.isfinite(host).all()
+    # a bracket without a sign change, and f tiny everywhere (product underflow)
+    flat = _illinois(lambda x: np.full_like(x, 1e-170), np.zeros(3), np.ones(3), fake)
+    assert np.isnan(flat).all()
+    # too few steps: NaN rather than an unconverged value
+    assert np.isnan(_illinois(f, lower, upper, fake, maxiter=2)).any()
+
+
+def get_backend_numpy():
+    from gpumask import get_backend
+
+    return get_backend("numpy")
