@@ -12,8 +12,9 @@ device), so iterations and many fields of one shape pay for one kernel FFT.
 Precision: float64 by default.  ``dtype=np.float32`` halves memory and time;
 its round-off is about 1e-7 of the largest value in the map, spread over every
 pixel.  On the Fermi Crab and GC datasets that moved gammapy-style significance
-maps by at most 4e-6 sigma, but faint pixels next to a bright source suffer most,
-so parity work stays in float64.
+maps by at most 4e-6 sigma, on synthetic 4000 x 4000 maps with ~2e4 counts per
+1 deg disk by up to 1e-4; faint pixels next to a bright source suffer most, so
+parity work stays in float64.
 
 Kernels in angular units come from :func:`disk_kernel` (gammapy's correlation
 radius convention), :func:`ring_kernel`, :func:`gaussian_kernel` and
@@ -153,7 +154,9 @@ def convolve(data, kernel, dtype=np.float64):
     d_hat *= k_hat
     full = _irfft2(be, d_hat, fft_shape)
     sy, sx = (ky - 1) // 2, (kx - 1) // 2
-    return be.xp.ascontiguousarray(full[..., sy : sy + ny, sx : sx + nx])
+    # a view of the padded result: copying the crop costs more than the FFTs on
+    # large maps (fresh pages); callers get a strided, writeable array
+    return full[..., sy : sy + ny, sx : sx + nx]
 
 
 # ----------------------------------------------------------------------------- kernels

@@ -163,37 +163,39 @@ def _check_threshold(value, name):
     return value
 
 
-def _parse_width(width):
-    """``(value, "px")`` or ``(value_deg, "deg")`` from a number, str or Quantity."""
-    if isinstance(width, (bool, np.bool_)):
-        raise ValueError(f"width must be a number of pixels or an angle, got {width!r}")
-    if isinstance(width, numbers.Real):
-        value, unit = float(width), "px"
-    elif isinstance(width, (str, u.Quantity)):
+def _parse_amount(value, name, unit, kind, example, pixel_units):
+    """``(number, "px")`` from a plain number or a pixel Quantity, or
+    ``(number in unit, unit)`` from a str/Quantity equivalent to ``unit``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a number of pixels or {kind}, got {value!r}")
+    if isinstance(value, numbers.Real):
+        number, got = float(value), "px"
+    elif isinstance(value, (str, u.Quantity)):
         try:
-            quantity = u.Quantity(width)
+            quantity = u.Quantity(value)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"width must be a number of pixels or an angle like '0.1 deg', got {width!r}"
-            ) from None
+            raise ValueError(f"{name} must be a number of pixels or {kind} like {example}, got {value!r}") from None
         if np.ndim(quantity) != 0:
-            raise ValueError(f"width must be a single value, got {width!r}")
-        if quantity.unit.is_equivalent(u.deg):
-            value, unit = float(quantity.to_value(u.deg)), "deg"
-        elif quantity.unit in (u.dimensionless_unscaled, u.pix):
-            value, unit = float(quantity.value), "px"
+            raise ValueError(f"{name} must be a single value, got {value!r}")
+        if quantity.unit.is_equivalent(unit):
+            number, got = float(quantity.to_value(unit)), unit.to_string()
+        elif quantity.unit in pixel_units:
+            number, got = float(quantity.value), "px"
         else:
             raise ValueError(
-                f"width must be an angle (e.g. '0.1 deg') or a number of pixels, got unit "
-                f"{quantity.unit} in {width!r}"
+                f"{name} must be {kind} (e.g. {example}) or a number of pixels, got unit "
+                f"{quantity.unit} in {value!r}"
             )
     else:
-        raise ValueError(
-            f"width must be a number of pixels or an angle (str or Quantity), got {width!r}"
-        )
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"width must be finite and not negative, got {width!r}")
-    return value, unit
+        raise ValueError(f"{name} must be a number of pixels or {kind} (str or Quantity), got {value!r}")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be finite and not negative, got {value!r}")
+    return number, got
+
+
+def _parse_width(width):
+    """``(value, "px")`` or ``(value_deg, "deg")`` from a number, str or Quantity."""
+    return _parse_amount(width, "width", u.deg, "an angle", "'0.1 deg'", (u.dimensionless_unscaled, u.pix))
 
 
 # ----------------------------------------------------------------------------- footprints
@@ -676,34 +678,10 @@ def fill_holes(mask):
 
 def _parse_area(min_area):
     """``(value, "px")`` or ``(value_sr, "sr")``."""
-    if isinstance(min_area, (bool, np.bool_)):
-        raise ValueError(f"min_area must be a number of pixels or a solid angle, got {min_area!r}")
-    if isinstance(min_area, numbers.Real):
-        value, unit = float(min_area), "px"
-    elif isinstance(min_area, (str, u.Quantity)):
-        try:
-            quantity = u.Quantity(min_area)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"min_area must be a number of pixels or a solid angle like '1e-5 sr' or "
-                f"'0.01 deg2', got {min_area!r}"
-            ) from None
-        if np.ndim(quantity) != 0:
-            raise ValueError(f"min_area must be a single value, got {min_area!r}")
-        if quantity.unit.is_equivalent(u.sr):
-            value, unit = float(quantity.to_value(u.sr)), "sr"
-        elif quantity.unit in (u.dimensionless_unscaled, u.pix, u.pix**2):
-            value, unit = float(quantity.value), "px"
-        else:
-            raise ValueError(
-                f"min_area must be a solid angle (sr, deg2) or a number of pixels, got unit "
-                f"{quantity.unit} in {min_area!r}"
-            )
-    else:
-        raise ValueError(f"min_area must be a number of pixels or a solid angle, got {min_area!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"min_area must be finite and not negative, got {min_area!r}")
-    return value, unit
+    return _parse_amount(
+        min_area, "min_area", u.sr, "a solid angle", "'1e-5 sr' or '0.01 deg2'",
+        (u.dimensionless_unscaled, u.pix, u.pix**2),
+    )
 
 
 def _component_sums(be, labels, n, weights):

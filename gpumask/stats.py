@@ -249,14 +249,19 @@ class _CountsStatistic:
         return self._profile_root(n_sigma**2, self.n_sig, upper)
 
 
-def _check_n_sigma(n_sigma):
+def positive_number(value, name):
+    """``value`` as a finite positive float, or ValueError naming ``name``."""
     try:
-        value = float(n_sigma)
+        v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"n_sigma must be a positive number, got {n_sigma!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"n_sigma must be a positive number, got {n_sigma!r}")
-    return value
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return v
+
+
+def _check_n_sigma(n_sigma):
+    return positive_number(n_sigma, "n_sigma")
 
 
 class CashCountsStatistic(_CountsStatistic):
