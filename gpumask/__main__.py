@@ -50,14 +50,22 @@ def main(argv=None) -> int:
     except (BackendError, FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"gpumask: error: {exc}", file=sys.stderr)
         return 2
+    sig = summary["significance"]
     print(
-        f"Exclusion mask ({summary['geometry']['npix'][0]}x{summary['geometry']['npix'][1]} px, "
-        f"{summary['excluded_pixels']} excluded, backend {summary['backend']}) "
-        f"built in {summary['seconds']:.3f} s"
+        f"Exclusion masks ({summary['geometry']['npix'][0]}x{summary['geometry']['npix'][1]} px, "
+        f"backend {summary['backend']}) built in {summary['seconds']:.3f} s, "
+        f"{summary['host_copies_before_writing']} host copies before writing"
     )
-    print(f"  regions : {'; '.join(summary['regions'])}")
-    print(f"  mask    : {summary['mask_file']}  (open with gammapy.maps.Map.read or ds9)")
-    print(f"  summary : {summary['mask_file'].rsplit('/', 1)[0]}/summary.json")
+    print(f"  regions      : {'; '.join(summary['regions'])}: {summary['excluded_pixels']} px excluded")
+    print(
+        f"  significance : simulated counts, r = {sig['correlation_radius_deg']} deg, peak sqrt_ts "
+        f"{sig['peak_sqrt_ts']:.1f}, >= {sig['threshold']:g} grown to >= {sig['hysteresis_low']:g}, "
+        f"dilated {sig['dilation_deg']} deg: {sig['excluded_pixels']} px excluded"
+    )
+    print(f"  combined     : {summary['combined_excluded_pixels']} px excluded")
+    print(f"  masks        : {summary['mask_file']}, {summary['significance_mask_file']},")
+    print(f"                 {summary['combined_mask_file']}  (gammapy.maps.Map.read or ds9)")
+    print(f"  summary      : {summary['mask_file'].rsplit('/', 1)[0]}/summary.json")
     return 0
 
 

@@ -44,6 +44,30 @@ def test_demo_writes_the_tutorial_mask(tmp_path, capsys):
     assert expected.sum() == 1958
 
 
+def test_demo_significance_and_combined_masks(tmp_path):
+    """The demo's significance step, redone here from its public pieces, and the
+    combination: every file is a boolean mask and nothing left the device early."""
+    from gpumask._demo import simulated_dataset
+
+    assert main(["demo", "--out", str(tmp_path), "--backend", "numpy"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["host_copies_before_writing"] == 0
+    regions_mask = gpumask.read_map(tmp_path / "exclusion_mask.fits").to_numpy()
+    significance = gpumask.read_map(tmp_path / "significance_mask.fits")
+    combined = gpumask.read_map(tmp_path / "combined_mask.fits").to_numpy()
+    assert significance.is_mask
+    np.testing.assert_array_equal(combined, regions_mask & significance.to_numpy())
+
+    dataset = simulated_dataset(significance.geom, "numpy")
+    sqrt_ts = gpumask.ExcessMapEstimator("0.4 deg").run(dataset)["sqrt_ts"].to_numpy()
+    seeds = sqrt_ts >= 5
+    assert seeds.sum() > 0 and summary["significance"]["peak_sqrt_ts"] == pytest.approx(np.nanmax(sqrt_ts), abs=1e-3)
+    excluded = ~significance.to_numpy()
+    assert excluded[seeds].all()  # every 5 sigma pixel is excluded
+    assert summary["significance"]["excluded_pixels"] == int(excluded.sum())
+    assert summary["combined_excluded_pixels"] == int((~combined).sum())
+
+
 def test_demo_refuses_to_overwrite(tmp_path, capsys):
     out_dir = tmp_path / "demo"
     assert main(["demo", "--out", str(out_dir), "--backend", "numpy"]) == 0
