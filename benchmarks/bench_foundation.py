@@ -13,15 +13,13 @@ shared machines, so compare the ratios (gammapy / gpumask).
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _harness import _sync, backends, gpu_name, machine_line, measure, write_report
 
 import gpumask
-from gpumask.backend import cupy_status
 
 GEOMS = {
     "250x250 CAR": dict(npix=(250, 250), binsz=0.02, frame="galactic", skydir=(184.56, -5.78)),
@@ -33,32 +31,8 @@ GEOMS = {
 
 
 def best_of(func, repeat, sync=None):
-    func()  # warm-up (kernel compilation, imports, caches)
-    if sync:
-        sync()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def backends():
-    out = ["numpy"]
-    if cupy_status()[0]:
-        out.append("cupy")
-    return out
-
-
-def _sync(name):
-    if name != "cupy":
-        return None
-    import cupy
-
-    return cupy.cuda.Device().synchronize
+    """Best (minimum) of ``repeat`` timed calls of ``func`` after an untimed warm-up call."""
+    return measure(func, sync, target=0.0, max_repeat=repeat, min_repeat=repeat)[0]["best"]
 
 
 def run(quick=False):
@@ -71,7 +45,7 @@ def run(quick=False):
     for label, kwargs in geoms.items():
         # -- pixel-centre sky coordinates
         cells = {}
-        for be in backends():
+        for be in backends()[0]:
             def ours(be=be):
                 gpumask.WcsGeom.create(**kwargs).get_coord(backend=be)
             cells[be] = best_of(ours, repeat, _sync(be))
@@ -80,7 +54,7 @@ def run(quick=False):
 
         # -- solid angle
         cells = {}
-        for be in backends():
+        for be in backends()[0]:
             cells[be] = best_of(lambda be=be: gpumask.WcsGeom.create(**kwargs).solid_angle(backend=be), repeat, _sync(be))
         if quick or label != "18000x500 CAR":
             cells["gammapy"] = best_of(lambda: GGeom.create(**kwargs).solid_angle(), 1 if not quick else repeat)
@@ -93,14 +67,14 @@ def run(quick=False):
             rng = np.random.default_rng(1)
             data = rng.random(geom.data_shape) > 0.1
             cells = {}
-            for be in backends():
+            for be in backends()[0]:
                 m = gpumask.Map.from_geom(geom, data=data, backend=be)
                 cells[be] = best_of(lambda m=m: m.write(tmp / f"g-{be}.fits", overwrite=True), repeat)
             gm = GMap.from_geom(GGeom.create(**kwargs), data=data)
             cells["gammapy"] = best_of(lambda: gm.write(tmp / "gp.fits", overwrite=True), repeat)
             rows.append(("write bool mask", label, cells))
             cells = {}
-            for be in backends():
+            for be in backends()[0]:
                 cells[be] = best_of(lambda be=be: gpumask.read_map(tmp / f"g-{be}.fits", backend=be), repeat, _sync(be))
             cells["gammapy"] = best_of(lambda: GMap.read(tmp / "gp.fits", hdu="PRIMARY"), repeat)
             rows.append(("read mask", label, cells))
@@ -111,7 +85,7 @@ def run(quick=False):
 
 
 def to_markdown(rows):
-    cols = backends()
+    cols = backends()[0]
     header = "| case | map | " + " | ".join(f"gpumask {c} (s)" for c in cols) + " | gammapy 2.1 (s) | " + " | ".join(
         f"ratio gammapy/{c}" for c in cols
     ) + " |"
@@ -140,18 +114,10 @@ def main():
     rows = run(quick=args.quick)
     import gammapy
 
-    info = gpumask.info()
-    head = (
-        f"# gpumask foundation benchmarks\n\nmachine: {platform.processor() or platform.machine()}, "
-        f"{__import__('os').cpu_count()} cores; GPU: {info['gpus'][0]['name'] if info['gpus'] else 'none'}; "
-        f"numpy {np.__version__}, gammapy {gammapy.__version__}\n\n"
-    )
+    env = machine_line(gpu_name(), {"gammapy": gammapy.__version__})
+    head = f"# gpumask foundation benchmarks\n\n{env}\n\n"
     text = head + to_markdown(rows) + "\n"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-    print(f"written to {out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

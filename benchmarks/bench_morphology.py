@@ -36,20 +36,34 @@ to a JSON file next to the markdown table.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
+import _harness
 import numpy as np
 import scipy.ndimage as ndi
+from _harness import (
+    _r,
+    _sync,
+    _t,
+    _timed,
+    backends,
+    first_calls_line,
+    gpu_name,
+    log,
+    machine_line,
+    md_head,
+    md_row,
+    raw_record,
+    ref_cell,
+    write_report,
+)
 
 import gpumask
 from gpumask import morphology as mo
-from gpumask.backend import cupy_status
 
 BINSZ = 0.02
 MAPS = {
@@ -93,39 +107,7 @@ def geom_kwargs(shape):
 # ----------------------------------------------------------------------------- timing
 
 
-def _timed(func, sync):
-    t0 = time.perf_counter()
-    out = func()
-    if sync:
-        sync()
-    return time.perf_counter() - t0, out
-
-
-def measure(func, sync=None, target=1.0, max_repeat=30, first_counts=False):
-    """First call, then repeats until they add up to ``target`` s (at least one,
-    at most ``max_repeat``).  ``first_counts``: the first call is a sample (nothing
-    to compile or warm) and a slow one is not repeated."""
-    first, out = _timed(func, sync)
-    times = [first] if first_counts else []
-    while len(times) < max_repeat and (sum(times) < target or not times):
-        if first_counts and first > target:
-            break
-        t, out = _timed(func, sync)
-        times.append(t)
-    return dict(first=first, best=min(times), n=len(times)), out
-
-
-def _sync(backend):
-    if backend != "cupy":
-        return None
-    import cupy
-
-    return cupy.cuda.Device().synchronize
-
-
-def backends():
-    ok, why = cupy_status()
-    return (["numpy", "cupy"] if ok else ["numpy"]), why
+measure = partial(_harness.measure, keep_times=False)  # this report's JSON never listed every call's time
 
 
 class AreaPredictor:
@@ -169,9 +151,6 @@ def run(args):
         sk_version = skimage.__version__
     except ImportError:
         apply_hysteresis_threshold, sk_version = None, None
-
-    def log(*a):
-        print(*a, file=sys.stderr, flush=True)
 
     maps = {k: v for k, v in MAPS.items() if not args.maps or any(p in k for p in args.maps.split(","))}
     widths = WIDTHS
@@ -298,22 +277,6 @@ def _progress(rec):
 # ----------------------------------------------------------------------------- report
 
 
-def _t(x):
-    return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
-
-
-def _r(x):
-    return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
-
-
-def _ref_cell(ref):
-    if ref is None:
-        return "n/a", None, ""
-    if ref["skipped"]:
-        return f"~{_t(ref['predicted'])}", ref["predicted"], "~"
-    return _t(ref["best"]), ref["best"], ""
-
-
 def dilation_table(result):
     cols = result["backends"]
     refs = ["gammapy fft", "gammapy exact", "scipy"]
@@ -325,11 +288,11 @@ def dilation_table(result):
     header += ["gpumask = scipy", "gammapy FFT lost px"]
     if "cupy" in cols:
         header.append("cupy != numpy (px)")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = md_head(header)
     for rec in result["dilation"]:
         row = [rec["map"], f"{rec['width_deg']} deg ({rec['radius_px']})"]
         row += [_t(rec["gpumask"][be]["best"]) for be in cols]
-        cells = {r: _ref_cell(rec["ref"].get(r)) for r in refs}
+        cells = {r: ref_cell(rec["ref"].get(r)) for r in refs}
         row += [cells[r][0] for r in refs]
         for be in cols:
             ours = rec["gpumask"][be]["best"]
@@ -341,7 +304,7 @@ def dilation_table(result):
         row.append(str(rec["check"].get("gammapy fft lost (px)", "-")))
         if "cupy" in cols:
             row.append(str(rec["check"]["cupy != numpy (px)"]))
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(md_row(row))
     return "\n".join(lines)
 
 
@@ -349,7 +312,7 @@ def hysteresis_table(result):
     cols = result["backends"]
     header = ["map"] + [f"gpumask {be} (s)" for be in cols] + ["skimage (s)"]
     header += [f"skimage / gpumask {be}" for be in cols] + ["= skimage", "pixels above"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = md_head(header)
     for rec in result["hysteresis"]:
         row = [rec["map"]] + [_t(rec["gpumask"][be]["best"]) for be in cols]
         sk = rec.get("skimage")
@@ -358,7 +321,7 @@ def hysteresis_table(result):
         eq = rec["check"].get("= skimage")
         row.append("n/a" if eq is None else ("yes" if eq else "NO"))
         row.append(str(rec["above_px"]))
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(md_row(row))
     return "\n".join(lines)
 
 
@@ -385,17 +348,15 @@ def main():
         warnings.simplefilter("ignore", DeprecationWarning)
         result = run(args)
     total = time.perf_counter() - t0
-    info = gpumask.info()
-    gpu = info["gpus"][0]["name"] if info["gpus"] else "none"
+    gpu = gpu_name()
     import scipy
 
-    fc = ", ".join(f"{k} {v:.2f} s" for k, v in result["first_calls"].items())
+    fc = first_calls_line(result["first_calls"])
+    versions = {"scipy": scipy.__version__, "gammapy": result["gammapy_version"] or "not installed",
+                "scikit-image": result["skimage_version"] or "not installed"}
     head = (
         "# gpumask morphology benchmarks\n\n"
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; GPU: {gpu}; "
-        f"numpy {np.__version__}, scipy {scipy.__version__}, "
-        f"gammapy {result['gammapy_version'] or 'not installed'}, "
-        f"scikit-image {result['skimage_version'] or 'not installed'}; cupy: {result['cupy_status']}\n\n"
+        f"{machine_line(gpu, versions, result['cupy_status'])}\n\n"
         f"Best of N calls after a first call; maps at {BINSZ} deg (CAR, galactic); mask: 300 random disks "
         f"of 0.02-0.3 deg + 300 isolated pixels (seeded); budget {args.budget:g} s for the direct "
         f"dilations (\"~\": extrapolated from the largest disk measured on that map, time ~ disk area); "
@@ -413,15 +374,7 @@ def main():
     )
     foot = f"\n\nFirst call in the process (imports, FFT/label set-up, kernel compilation; 200x300): {fc}\n"
     text = head + dilation_table(result) + notes + hysteresis_table(result) + foot
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    raw = dict(result, total_runtime_s=total, args=vars(args), machine=platform.machine(),
-               cores=os.cpu_count(), gpu=gpu, numpy=np.__version__, scipy=scipy.__version__,
-               python=platform.python_version())
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
-    print(text)
-    print(f"written to {out} and {out.with_suffix('.json')}")
+    write_report(args.out, text, raw_record(result, total, args, gpu, scipy=scipy.__version__))
 
 
 if __name__ == "__main__":

@@ -32,9 +32,7 @@ The raw numbers go to a JSON file next to the markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -42,10 +40,27 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from _harness import (
+    _r,
+    _sync,
+    _t,
+    _timed,
+    backends,
+    first_calls_line,
+    gpu_name,
+    log,
+    machine_line,
+    md_head,
+    md_row,
+    measure,
+    progress_parts,
+    raw_record,
+    ref_cell,
+    write_report,
+)
 from astropy.coordinates import SkyCoord
 
 import gpumask
-from gpumask.backend import cupy_status
 
 DATA = Path(os.environ.get("GPUMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CATALOG = DATA / "catalogs" / "fermi" / "gll_psc_v16.fit.gz"
@@ -150,37 +165,6 @@ def mix_set(n, wcs, npix, seed):
 # ----------------------------------------------------------------------------- timing
 
 
-def _timed(func, sync):
-    t0 = time.perf_counter()
-    out = func()
-    if sync:
-        sync()
-    return time.perf_counter() - t0, out
-
-
-def measure(func, sync=None, target=1.0, max_repeat=30, first_counts=False, before_first=None):
-    """Time ``func``: first call, then repeats until they add up to ``target`` s
-    (at least one, at most ``max_repeat``).  ``first_counts``: the first call is a
-    sample (gammapy: nothing to compile) and a slow one is not repeated.
-    ``before_first`` runs, untimed, before the first call (cache clearing)."""
-    if before_first:
-        before_first()
-    first, out = _timed(func, sync)
-    times = [first] if first_counts else []
-    while len(times) < max_repeat and (sum(times) < target or not times):
-        t, out = _timed(func, sync)
-        times.append(t)
-    return dict(first=first, best=min(times), n=len(times), times=times), out
-
-
-def _sync(backend):
-    if backend != "cupy":
-        return None
-    import cupy
-
-    return cupy.cuda.Device().synchronize
-
-
 def clear_field_caches():
     """Forget gpumask's per-field caches (the tile bounding caps, kept per WCS), so
     a case's first call costs what a user's first mask on a new field costs."""
@@ -189,11 +173,6 @@ def clear_field_caches():
     cache = getattr(_region_raster, "_CAPS_CACHE", None)
     if cache is not None:
         cache.clear()
-
-
-def backends():
-    ok, why = cupy_status()
-    return (["numpy", "cupy"] if ok else ["numpy"]), why
 
 
 class GammapyPredictor:
@@ -288,9 +267,6 @@ def run(args):
     if args.quick:
         maps = {k: v for k, v in maps.items() if k in QUICK}
     coords = load_catalog()
-
-    def log(*a):
-        print(*a, file=sys.stderr, flush=True)
 
     # -- process-cold first calls (imports, kernel compilation), then warm-up
     first_calls = {}
@@ -405,29 +381,12 @@ def _diff_detail(ours, theirs):
 
 def _progress(rec, cols):
     parts = [f"{rec['map']:>18} | {rec['regions']:>12} |"]
-    for k, v in rec["gpumask"].items():
-        parts.append(f"{k} {v['best']:.4f}s (n={v['n']})")
-    gp = rec["gammapy"]
-    if gp is None:
-        parts.append("gammapy n/a")
-    elif gp["skipped"]:
-        parts.append(f"gammapy ~{gp['predicted']:.1f}s (extrapolated)")
-    else:
-        pred = f", predicted {gp['predicted']:.1f}s" if gp["predicted"] else ""
-        parts.append(f"gammapy {gp['best']:.3f}s (n={gp['n']}{pred})")
+    parts += progress_parts(rec["gpumask"], rec["gammapy"])
     parts.append(f"counts {rec['counts']} diff {rec['diff']}")
     return " ".join(parts)
 
 
 # ----------------------------------------------------------------------------- report
-
-
-def _t(x):
-    return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
-
-
-def _r(x):
-    return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
 
 
 def to_markdown(result):
@@ -439,25 +398,20 @@ def to_markdown(result):
     header += ["in-region px sky / pixel / gammapy", "pixel != gammapy (px)"]
     if "cupy" in cols:
         header.append("cupy != numpy (px, sky / pixel)")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = md_head(header)
     for rec in result["records"]:
         row = [rec["map"], rec["regions"]]
         row += [_t(rec["gpumask"][k]["best"]) for k in keys]
-        gp = rec["gammapy"]
-        t = None if gp is None else gp["predicted"] if gp["skipped"] else gp["best"]
-        if gp is None:
-            row.append("n/a")
-        else:
-            row.append(f"~{_t(t)} (extrapolated)" if gp["skipped"] else _t(t))
+        cell, t, mark = ref_cell(rec["gammapy"], " (extrapolated)")
+        row.append(cell)
         row += [" / ".join(_t(rec["gpumask"][f"{be} {m}"]["first"]) for m in METHODS) for be in cols]
-        mark = "~" if gp is not None and gp["skipped"] else ""
-        row += ["-" if gp is None else mark + _r(t / rec["gpumask"][k]["best"]) for k in keys]
+        row += ["-" if t is None else mark + _r(t / rec["gpumask"][k]["best"]) for k in keys]
         c = rec["counts"]
         row.append(f"{c['sky']} / {c['pixel']} / {c.get('gammapy', '-')}")
         row.append(str(rec["diff"].get("pixel vs gammapy", "-")))
         if "cupy" in cols:
             row.append(f"{rec['diff']['cupy vs numpy sky']} / {rec['diff']['cupy vs numpy pixel']}")
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(md_row(row))
     return "\n".join(lines)
 
 
@@ -486,16 +440,14 @@ def main():
     t0 = time.perf_counter()
     result = run(args)
     total = time.perf_counter() - t0
-    info = gpumask.info()
-    gpu = info["gpus"][0]["name"] if info["gpus"] else "none"
+    gpu = gpu_name()
     import regions
 
-    fc = ", ".join(f"{k} {v:.2f} s" for k, v in result["first_calls"].items())
+    fc = first_calls_line(result["first_calls"])
+    versions = {"regions": regions.__version__, "gammapy": result["gammapy_version"] or "not installed"}
     head = (
         "# gpumask region-mask benchmarks\n\n"
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; GPU: {gpu}; "
-        f"numpy {np.__version__}, regions {regions.__version__}, "
-        f"gammapy {result['gammapy_version'] or 'not installed'}; cupy: {result['cupy_status']}\n\n"
+        f"{machine_line(gpu, versions, result['cupy_status'])}\n\n"
         f"Best of N calls after a first call (\"1st call\": field caches cleared, kernels "
         f"already compiled), fresh geometry each call; circles r = 0.3 deg at 3FGL positions; "
         f"gammapy budget {args.gammapy_budget:g} s (\"~\": extrapolated, not run); "
@@ -505,15 +457,7 @@ def main():
         f"\nFirst call in the process (imports, kernel compilation; 150 regions on 250x250): {fc}\n"
     )
     text = head + to_markdown(result) + "\n" + foot
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    raw = dict(result, total_runtime_s=total, args=vars(args), machine=platform.machine(),
-               cores=os.cpu_count(), gpu=gpu, numpy=np.__version__, regions=regions.__version__,
-               python=platform.python_version())
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
-    print(text)
-    print(f"written to {out} and {out.with_suffix('.json')}")
+    write_report(args.out, text, raw_record(result, total, args, gpu, regions=regions.__version__))
 
 
 if __name__ == "__main__":
