@@ -15,6 +15,8 @@ from .backend import (
     to_host,
     use_backend,
 )
+from .catalog import SourceCatalog
+from .catalog_mask import exclusion_mask
 from .datasets import MapDataset, MapDatasetOnOff, read_dataset
 from .estimators import ExcessMapEstimator, ExcessMaps, excess_map
 from .errors import GammapyCompatibilityWarning, GpumaskWarning, HostFallbackWarning
@@ -54,12 +56,14 @@ __all__ = [
     "MapDataset",
     "MapDatasetOnOff",
     "MixedBackendError",
+    "SourceCatalog",
     "WcsGeom",
     "WcsNDMap",
     "binary_dilate",
     "binary_erode",
     "count_transfers",
     "excess_map",
+    "exclusion_mask",
     "exclusion_from_significance",
     "fill_holes",
     "get_backend",

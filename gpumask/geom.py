@@ -505,6 +505,13 @@ class WcsGeom:
 
         return region_mask(self, regions, inside=inside, method=method, backend=backend)
 
+    def exclusion_mask(self, catalog=None, regions=None, **kwargs):
+        """Exclusion mask (True = usable) from source catalogs and regions; see
+        :func:`gpumask.catalog_mask.exclusion_mask`."""
+        from .catalog_mask import exclusion_mask  # noqa: PLC0415
+
+        return exclusion_mask(self, catalog=catalog, regions=regions, **kwargs)
+
     def boundary_mask(self, width, backend=None):
         """Boolean map, False within ``width`` of the map edges, True inside.
 

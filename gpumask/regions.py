@@ -468,8 +468,10 @@ def _operands(region):
     return inner, outer, operator.xor
 
 
-def _raster(geom, leaves, method, backend):
+def _raster(geom, leaves, method, backend, extra=None):
     table, pidx, pflag = _compile(leaves, geom, method)
+    if extra is not None:
+        table = rc.ShapeTable.concatenate([table, extra])
     if backend.name == "cupy":
         image = rasterise_cupy(geom, table, backend)
     else:
@@ -533,6 +535,12 @@ def region_mask(geom, regions, inside=True, method="sky", backend=None):
     backend : str or Backend, optional
         Where the mask is created (default: the active selection).
     """
+    return _region_mask(geom, regions, inside, method, backend)
+
+
+def _region_mask(geom, regions, inside, method, backend, extra=None):
+    """:func:`region_mask`, with ``extra``: a ShapeTable of more include shapes
+    (built directly from arrays, e.g. catalog sources) rasterised in the same pass."""
     from .maps import Map  # noqa: PLC0415 - maps imports geom, which imports us lazily
 
     if method not in METHODS:
@@ -549,12 +557,16 @@ def region_mask(geom, regions, inside=True, method="sky", backend=None):
     ny, nx = geom.data_shape_image
     leaves, parts = _split(items)
     flagged = [(r, 0 if _include(r) else rc.FLAG_EXCLUDE) for r in leaves]
-    image = _raster(geom, flagged, method, be) if flagged else xp.zeros((ny, nx), xp.uint8)
+    has_extra = extra is not None and len(extra) > 0
+    if flagged or has_extra:
+        image = _raster(geom, flagged, method, be, extra if has_extra else None)
+    else:
+        image = xp.zeros((ny, nx), xp.uint8)
     for region in parts:
         r1, r2, op = _operands(region)
         mask = op(_single(geom, r1, method, be), _single(geom, r2, method, be))
         image |= mask.astype(xp.uint8) * np.uint8(1 if _include(region) else 2)
-    has_include = any(_include(r) for r in items)
+    has_include = has_extra or any(_include(r) for r in items)
     excluded = (image & 2) != 0
     if has_include:
         mask = ((image & 1) != 0) & ~excluded
