@@ -242,10 +242,12 @@ def _as_catalogs(catalog):
 def touching(geom, catalog, radius=None, psf=None, scale=None, min_radius=None) -> np.ndarray:
     """Boolean array: the sources whose region reaches the map.
 
-    A source counts when its region's bounding cap meets the bounding cap of a
-    32 x 32-pixel tile of the map (the rasteriser's binning), so the test is
-    conservative by at most a tile; sources far outside are never kept, and a
-    large source centred off the map but reaching into it is kept.
+    A source counts when its region's bounding cap meets the bounding cap of the
+    pixel centres of a 32 x 32-pixel tile of the map (the rasteriser's binning):
+    conservative by at most a tile, so every source that covers a pixel centre is
+    kept, including large sources centred off the map; a region too small to hold
+    any pixel centre (between the centres of two tiles) may be dropped, as it
+    would mask nothing.
     """
     from ._region_raster import bin_shapes  # noqa: PLC0415
 

@@ -190,3 +190,33 @@ def test_bad_input(fgl3):
 
 def test_top_level_name():
     assert gpumask.exclusion_mask is exclusion_mask
+
+
+@pytest.mark.parametrize(
+    "path",
+    [FGL3, "catalogs/fermi/gll_psch_v13.fit.gz", HGPS, "catalogs/gammacat/gammacat.fits.gz",
+     "catalogs/2HWC.ecsv", "catalogs/3HWC.ecsv", "catalogs/1LHAASO_catalog.fits"],
+)
+def test_every_shared_catalog_masks_its_sources(data_dir, path, backend):
+    """Default rules on an all-sky map: every source's own pixel is excluded, and
+    the excluded area is the union of the regions (checked against the regions path)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GpumaskWarning)
+        cat = SourceCatalog.read(data_dir / path)
+        geom = WcsGeom.create(npix=(720, 360), binsz=0.5, frame="galactic", proj="CAR", skydir=(0, 0))
+        mask = to_host(exclusion_mask(geom, cat, backend=backend.name).data)
+        regs = to_regions(cat)
+    # all-sky: every source reaches the map, except tiny regions that fall between
+    # the pixel centres of two tiles (a 0.1 deg circle between 0.5 deg pixels)
+    assert touching(geom, cat).mean() > 0.99
+    # the pixel nearest to each source is excluded when its centre lies inside the
+    # source's smaller semi-axis
+    lon, lat = geom.get_coord(backend="numpy")
+    pix = SkyCoord(lon.ravel(), lat.ravel(), unit="deg", frame="galactic")
+    idx, sep, _ = cat.positions.galactic.match_to_catalog_sky(pix)
+    shapes = source_shapes(cat)
+    within = sep.deg < shapes.semi_minor * (1 - 1e-9)
+    assert within.any()
+    assert not mask.ravel()[idx[within]].any()
+    assert (~mask).sum() > 0
+    np.testing.assert_array_equal(mask, to_host(geom.region_mask(list(regs), inside=False).data))
