@@ -246,13 +246,19 @@ def _read_hgps(source):
     size = _floats(table, "Size")
     size_ul = _floats(table, "Size_UL") if "Size_UL" in table.colnames else np.full(len(table),
                                                                                    np.nan)
+    reach = _hgps_component_reach(source, table)
     morph = _Morphology(len(table), default="unknown")
     for i, model in enumerate(models):
         if model == "Point-Like":
             morph.point(i)
         elif model in ("Gaussian", "2-Gaussian", "3-Gaussian"):
             if np.isfinite(size[i]) and size[i] > 0:
-                morph.circle(i, "gauss", size[i])
+                # multi-Gaussian sources: a sigma whose 3-sigma radius holds every
+                # component's 3-sigma disk around its own position (the combined
+                # Size alone falls short, e.g. HESS J1825-137: 1.38 vs 1.98 deg)
+                multi = model != "Gaussian"
+                sigma = max(size[i], reach.get(i, 0.0) / HGPS_REACH_SIGMAS) if multi else size[i]
+                morph.circle(i, "gauss", sigma)
             else:
                 morph.point(i, size_ul=size_ul[i])
         elif model == "Shell" and np.isfinite(size[i]):
@@ -262,6 +268,35 @@ def _read_hgps(source):
     return _build("hgps", table, _strings(table["Source_Name"]),
                   _floats(table, "RAJ2000", keep_float32=True),
                   _floats(table, "DEJ2000", keep_float32=True), "icrs", morph)
+
+
+HGPS_REACH_SIGMAS = 3.0  # catalog_mask's default Gaussian scale
+
+
+def _hgps_component_reach(source, table):
+    """``{row: max over the source's Gaussian components of (offset + 3 sigma_c)}`` in
+    deg, from the HGPS_GAUSS_COMPONENTS HDU (empty when the file has none)."""
+    if "HGPS_GAUSS_COMPONENTS" not in [n.upper() for n in source.hdu_names()]:
+        return {}
+    comps = source.hdu("HGPS_GAUSS_COMPONENTS")
+    if not all(c in comps.colnames for c in ("Source_Name", "GLON", "GLAT", "Size")):
+        return {}
+    owner = _strings(comps["Source_Name"])
+    rows = {name: i for i, name in enumerate(_strings(table["Source_Name"]))}
+    keep = np.array([name in rows for name in owner])
+    if not keep.any():
+        return {}
+    comp_pos = SkyCoord(_floats(comps, "GLON")[keep] * u.deg, _floats(comps, "GLAT")[keep] * u.deg,
+                        frame="galactic")
+    index = np.array([rows[name] for name in owner[keep]])
+    src_pos = SkyCoord(_floats(table, "RAJ2000")[index] * u.deg, _floats(table, "DEJ2000")[index] * u.deg,
+                       frame="icrs")
+    extent = src_pos.separation(comp_pos).deg + HGPS_REACH_SIGMAS * _floats(comps, "Size")[keep]
+    reach = {}
+    for row, value in zip(index, extent):
+        if np.isfinite(value):
+            reach[int(row)] = max(reach.get(int(row), 0.0), float(value))
+    return reach
 
 
 def _read_gammacat(source):
@@ -306,6 +341,11 @@ def _read_hawc(source, fmt):
     _require(table, ["source_name", "ra", "dec", "spec0_radius"],
              f"{fmt.upper()} table of {source.path}")
     radius = _floats(table, "spec0_radius")
+    if "spec1_radius" in table.colnames:
+        # 2HWC fits every source as a point (spec0) and, for extended candidates, as a
+        # disk (spec1): the larger radius is the one an exclusion must cover
+        spec1 = _floats(table, "spec1_radius")
+        radius = np.where(np.isfinite(spec1) & (spec1 > np.nan_to_num(radius)), spec1, radius)
     morph = _Morphology(len(table), default="unknown")
     for i, r in enumerate(radius):
         if r == 0:

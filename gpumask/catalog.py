@@ -34,7 +34,8 @@ the stripped ``Extended_Source_Name`` (2FHL, which lacks that column: on ``Sourc
 
 - Gaussians (``Spatial_Function`` RadialGauss/RadialGaussian, or ``Model_Form`` "2D Gaussian"):
   the semi-axes are 68% containment radii, so sigma = semi-axis / 1.5096 (sqrt(-2 ln 0.32));
-  e.g. HESS J1841-055 is 0.62 x 0.38 deg in 3FGL/3FHL and sigma 0.41 x 0.25 deg in gamma-cat,
+  e.g. HESS J1841-055 is a 0.62 x 0.38 deg "2D Gaussian" in 3FGL and sigma 0.41 x 0.25 deg in
+  gamma-cat (3FHL lists it as a SpatialMap),
   and fermipy divides by the same factor.  gammapy 2.1 uses the semi-major axis as sigma.
 - Disks (RadialDisk, or ``Model_Form`` "Disk"/"Elliptical Disk"): radius = semi-major axis.
 - Everything else (SpatialMap templates, "Map", "Ring", "2D Gaussian x2"): profile "template",
@@ -42,10 +43,12 @@ the stripped ``Extended_Source_Name`` (2FHL, which lacks that column: on ``Sourc
 - Equal semi-axes give "disk"/"gauss" (templates: "disk"); unequal ones give "ellipse" with
   ``Model_PosAng`` (already measured from celestial north through east).  Point sources: "point".
 
-HGPS: ``RAJ2000``/``DEJ2000`` (ICRS).  ``Spatial_Model`` "Point-Like" -> point; "Gaussian",
-"2-Gaussian", "3-Gaussian" -> gauss with sigma = ``Size`` (for multi-Gaussian sources the size
-of the combined emission), or point with ``size_ul = Size_UL`` where ``Size`` is NULL (the fit
-only bounds the size); "Shell" -> shell with outer radius ``Size`` and no inner radius (HGPS
+HGPS: ``RAJ2000``/``DEJ2000`` (ICRS).  ``Spatial_Model`` "Point-Like" -> point; "Gaussian"
+-> gauss with sigma = ``Size``; "2-Gaussian", "3-Gaussian" -> gauss with sigma = the larger of
+``Size`` and max(offset + 3 sigma_c) / 3 over the source's components in the
+``HGPS_GAUSS_COMPONENTS`` HDU, so that a 3-sigma region holds every component (HESS J1825-137:
+``Size`` 0.46 deg, components out to 1.98 deg); point with ``size_ul = Size_UL`` where ``Size``
+is NULL (the fit only bounds the size); "Shell" -> shell with outer radius ``Size`` and no inner radius (HGPS
 gives no shell width; gammapy assumes 5%).
 
 gamma-cat: ``ra``/``dec`` (ICRS).  ``morph_type`` "point" -> point; "gauss" -> gauss with
@@ -56,9 +59,10 @@ with inner radius ``morph_sigma`` and outer radius ``morph_sigma2`` where both a
 gamma-cat input files say so), else outer radius ``morph_sigma``; "none" and a gauss without
 sigma -> unknown.
 
-2HWC / 3HWC: ``ra``/``dec`` (ICRS); ``spec0_radius`` (the disk radius of the main spectral fit):
-0 -> point, > 0 -> disk, NaN -> unknown.  (2HWC's ``spec1_radius``, a second test radius, stays
-in the table.)
+2HWC / 3HWC: ``ra``/``dec`` (ICRS); the disk radius ``spec0_radius`` of the main fit, or
+2HWC's ``spec1_radius`` (the fit of extended candidates) where larger: 0 -> point, > 0 -> disk,
+NaN -> unknown (3HWC J0659+147, Geminga, whose extended emission an exclusion must then
+cover with ``min_radius`` or a region).
 
 1LHAASO: ``RAJ2000``/``DECJ2000`` in FK5 (J2000).  One row per detected component: ``Model_a``
 (position ``RAJ2000``/``DECJ2000``, ``r39``, ``r39_ul``) and, where it has a position,

@@ -12,6 +12,8 @@ Radius rules (``radius=None``): with ``a``, ``b`` the source's semi-axes (a circ
 
 * ``A = sqrt((s a)^2 + psf^2)`` and likewise ``B``; then ``max(A, min_radius)``;
 * point and unknown sources: ``a = b = 0``, so the region is a ``psf`` circle;
+  unresolved sources with a size upper limit (HGPS ``Size_UL``, 1LHAASO
+  ``r39_ul``): ``a = b`` = the limit, ``s = 1``;
 * disk: ``a`` = radius, ``s = 1``; shell: ``a`` = outer radius, ``s = 1``;
 * Gaussian: ``a`` = sigma, ``s = 3`` (98.9 % of a 2-D Gaussian's flux lies
   within 3 sigma);
@@ -84,6 +86,8 @@ def _scales(scale):
     else:
         values = [(k, scale) for k in ("disk", "shell", "ellipse", "gauss")]
     for key, value in values:
+        if isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"scale for {key!r} must be a number, got {value!r}")
         try:
             v = float(value)
         except (TypeError, ValueError):
@@ -151,6 +155,10 @@ def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None) -
     a = np.where(np.isfinite(a), a, size)
     b = np.where(np.isfinite(b), b, a)
     pointlike = np.isin(kind, ("point", "unknown"))
+    # an unresolved source with a size upper limit (HGPS Size_UL, 1LHAASO r39_ul)
+    # is drawn at that size, scale 1: the conservative reading of a limit
+    size_ul = _column(morph, "size_ul", n)
+    bounded = pointlike & np.isfinite(size_ul) & (size_ul > 0)
     missing = ~pointlike & ~(np.isfinite(a) & np.isfinite(b))
     if missing.any():
         warnings.warn(
@@ -163,7 +171,10 @@ def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None) -
     zero = pointlike | missing
     a = np.where(zero, 0.0, a)
     b = np.where(zero, 0.0, b)
+    a = np.where(bounded, size_ul, a)
+    b = np.where(bounded, size_ul, b)
     s = np.array([scales[k] for k in kind]) if n else np.zeros(0)
+    s = np.where(bounded, 1.0, s)
     major = np.maximum(np.hypot(s * a, psf_deg), floor)
     minor = np.maximum(np.hypot(s * b, psf_deg), floor)
     elongated = (major != minor) & np.isfinite(pa)
@@ -223,8 +234,12 @@ def _shape_table(shapes: SourceShapes, frame):
         order.append(idx)
     if (~circle).any():
         idx = np.flatnonzero(~circle)
-        if np.any(shapes.semi_major[idx] >= 90):
-            raise ValueError("source ellipses must have semi-axes below 90 deg")
+        big = idx[shapes.semi_major[idx] >= 90]
+        if len(big):
+            raise ValueError(
+                f"source ellipses must have semi-axes below 90 deg: {shapes.names[big[0]]} has "
+                f"{shapes.semi_major[big[0]]:.4g} deg (check scale=/psf=)"
+            )
         tables.append(rc.sky_ellipses(shapes.positions[idx], 2 * shapes.semi_major[idx] * u.deg,
                                       2 * shapes.semi_minor[idx] * u.deg, shapes.angle[idx] * u.deg,
                                       np.zeros(len(idx), np.int32), frame))
@@ -236,7 +251,14 @@ def _shape_table(shapes: SourceShapes, frame):
 def _as_catalogs(catalog):
     if catalog is None:
         return []
-    return list(catalog) if isinstance(catalog, (list, tuple)) else [catalog]
+    items = list(catalog) if isinstance(catalog, (list, tuple)) else [catalog]
+    for item in items:
+        if not all(hasattr(item, a) for a in ("names", "positions", "morphology", "select")):
+            raise TypeError(
+                f"catalog must be a gpumask SourceCatalog (or a list of them), got {type(item).__name__}; "
+                "read one with gpumask.SourceCatalog.read(path)"
+            )
+    return items
 
 
 def touching(geom, catalog, radius=None, psf=None, scale=None, min_radius=None) -> np.ndarray:
@@ -274,7 +296,9 @@ def exclusion_mask(geom, catalog=None, regions=None, *, radius=None, psf=None, s
         the morphology rules of this module unless ``radius`` is given.
     regions : optional
         More regions to exclude, anything :meth:`WcsGeom.region_mask` accepts
-        (ds9 strings and files, regions objects).
+        (ds9 strings and files, regions objects).  They are read as a set on their
+        own, ds9 exclusions (``-circle``) included, and their union with the
+        sources is excluded: a ``-`` shape never un-excludes a catalog source.
     radius, psf, scale, min_radius
         See :func:`source_shapes`.
     method : {"sky", "pixel"}
@@ -284,18 +308,21 @@ def exclusion_mask(geom, catalog=None, regions=None, *, radius=None, psf=None, s
     backend : str, optional
         Where the mask is built.
     """
-    from .regions import _region_mask  # noqa: PLC0415
+    from .regions import _include, _region_mask, parse_regions  # noqa: PLC0415
 
     catalogs = _as_catalogs(catalog)
     kwargs = dict(radius=radius, psf=psf, scale=scale, min_radius=min_radius)
-    user = [] if regions is None else regions
+    items = [] if regions is None else parse_regions(regions)
     if method == "pixel":
-        items = [] if regions is None else (list(regions) if isinstance(regions, list) else [regions])
+        sources = []
         for cat in catalogs:
             sel = touching(geom, cat, **kwargs)
             if sel.any():
-                items.extend(to_regions(cat.select(sel), **kwargs))
-        return _region_mask(geom, items, False, "pixel", backend)
+                sources.extend(to_regions(cat.select(sel), **kwargs))
+        excluded = _region_mask(geom, sources, True, "pixel", backend)
+        if items:
+            excluded = excluded | _region_mask(geom, items, True, "pixel", backend)
+        return ~excluded
     tables = []
     frame = rc.map_frame(geom)
     for cat in catalogs:
@@ -303,4 +330,10 @@ def exclusion_mask(geom, catalog=None, regions=None, *, radius=None, psf=None, s
         if len(shapes):
             tables.append(_shape_table(shapes, frame)[0])
     extra = rc.ShapeTable.concatenate(tables) if tables else None
-    return _region_mask(geom, user, False, method, backend, extra=extra)
+    if all(_include(r) for r in items):
+        # only include shapes: sources and regions in one pass
+        return _region_mask(geom, items, False, method, backend, extra=extra)
+    # ds9 exclusions ("-circle") carve holes in the regions' own union only, not
+    # in the catalog sources: two passes
+    excluded = _region_mask(geom, [], True, method, backend, extra=extra)
+    return ~(excluded | _region_mask(geom, items, True, method, backend))

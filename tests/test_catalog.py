@@ -190,13 +190,25 @@ def test_hgps(real):
     size = _f(raw["Size"])
     assert_array_equal(types[gaussian & np.isfinite(size)], "gauss")
     assert_array_equal(types[gaussian & np.isnan(size)], "point")
-    assert_allclose(cat.morphology["size"][types == "gauss"], size[types == "gauss"])
+    single = (types == "gauss") & (model == "Gaussian")
+    assert_allclose(cat.morphology["size"][single], size[single])
     counts = {t: int(np.count_nonzero(types == t)) for t in set(types)}
     assert counts == {"point": 23, "gauss": 48, "shell": 7}
 
-    m = _row(cat, "HESS J1825-137")  # 3-Gaussian -> Size
+    # multi-Gaussian sources: 3 sigma reaches every component's 3-sigma disk, from
+    # the HGPS_GAUSS_COMPONENTS HDU (independent computation)
+    comps = _raw(path, "HGPS_GAUSS_COMPONENTS")
+    multi = (types == "gauss") & (model != "Gaussian")
+    assert multi.sum() >= 5
+    for i in np.flatnonzero(multi):
+        mine = _strip(comps["Source_Name"]) == cat.names[i]
+        cpos = SkyCoord(_f(comps["GLON"])[mine], _f(comps["GLAT"])[mine], unit="deg", frame="galactic")
+        reach = (cat.positions[i].separation(cpos).deg + 3 * _f(comps["Size"])[mine]).max()
+        assert_allclose(cat.morphology["size"][i], max(size[i], reach / 3), atol=1e-5)  # float32 positions
+
+    m = _row(cat, "HESS J1825-137")  # 3-Gaussian: Size 0.46, components reach 1.98 deg
     assert m["type"] == "gauss"
-    assert_allclose(m["size"], 0.4613328, rtol=1e-6)
+    assert 3 * m["size"] == pytest.approx(1.98, abs=0.01)
     m = _row(cat, "HESS J0852-463")  # Vela Jr shell, outer radius 1.0, no width given
     assert m["type"] == "shell" and m["size"] == 1.0 and np.isnan(m["inner_radius"])
     m = _row(cat, "HESS J1018-589 A")  # Gaussian with only a size upper limit
@@ -269,6 +281,10 @@ def test_hawc(real, key, n, radius):
     assert_array_equal(cat.names, _strip(raw["source_name"]))
     assert_array_equal(cat.positions.ra.deg, _f(raw["ra"]))
     r = _f(raw[radius])
+    if "spec1_radius" in raw.colnames:  # 2HWC: the extended (spec1) fit's disk when larger
+        r1 = _f(raw["spec1_radius"])
+        r = np.where(np.isfinite(r1) & (r1 > np.nan_to_num(r)), r1, r)
+        assert np.count_nonzero(r > 0) == 14 + np.count_nonzero(_f(raw[radius]) > 0)
     types = np.asarray(cat.morphology["type"])
     assert_array_equal(types == "point", r == 0)
     assert_array_equal(types == "disk", r > 0)

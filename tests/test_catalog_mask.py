@@ -97,10 +97,14 @@ def test_default_rules_follow_the_columns(data_dir):
     sigma = np.asarray(morph["size"], float)
     np.testing.assert_allclose(shapes.semi_major[gauss], np.hypot(DEFAULT_SCALE["gauss"] * sigma[gauss], 0.1))
     point = np.asarray(morph["type"]) == "point"
-    np.testing.assert_allclose(shapes.semi_major[point], 0.1)
+    ul = np.asarray(morph["size_ul"], float)
+    bounded = point & np.isfinite(ul)
+    assert bounded.sum() == 17 and (point & ~bounded).sum() == 6
+    np.testing.assert_allclose(shapes.semi_major[point & ~bounded], 0.1)
+    np.testing.assert_allclose(shapes.semi_major[bounded], np.hypot(ul[bounded], 0.1))  # limit as size
     custom = source_shapes(hgps, psf="0.05 deg", scale={"gauss": 2.0}, min_radius="0.2 deg")
     np.testing.assert_allclose(custom.semi_major[gauss], np.maximum(np.hypot(2 * sigma[gauss], 0.05), 0.2))
-    np.testing.assert_allclose(custom.semi_major[point], 0.2)
+    np.testing.assert_allclose(custom.semi_major[point & ~bounded], 0.2)
     constant = source_shapes(hgps, radius="0.3 deg")
     assert np.all(constant.semi_major == 0.3) and np.all(constant.is_circle)
     per_source = source_shapes(hgps, radius=np.linspace(0.1, 0.5, len(hgps)) * u.deg)
@@ -220,3 +224,34 @@ def test_every_shared_catalog_masks_its_sources(data_dir, path, backend):
     assert not mask.ravel()[idx[within]].any()
     assert (~mask).sum() > 0
     np.testing.assert_array_equal(mask, to_host(geom.region_mask(list(regs), inside=False).data))
+
+
+def test_ds9_exclusions_carve_only_the_regions(backend, tmp_path):
+    """A '-circle' removes pixels from the regions' own union, never from catalog
+    sources, and sky and pixel methods agree when no source reaches the map."""
+    geom = WcsGeom.create(npix=(100, 100), binsz=0.02, frame="icrs", skydir=(10, 0))
+    t = Table({"ra": [10.4, 30.0], "dec": [0.4, 0.0], "r": [0.15, 0.1]})
+    t["r"].unit = u.deg
+    t.write(tmp_path / "c.ecsv")
+    cat = SourceCatalog.read(tmp_path / "c.ecsv", format="table", size="r")
+    regions = "icrs;circle(10,0,0.6)\nicrs;-circle(10.4,0.4,0.3)"
+    kw = dict(psf=0, backend=backend.name)
+    mask = to_host(exclusion_mask(geom, cat, regions=regions, **kw).data)
+    src = to_host(exclusion_mask(geom, cat, **kw).data)
+    reg = to_host(geom.region_mask(regions, backend=backend.name).data)
+    np.testing.assert_array_equal(~mask, ~src | reg)
+    assert (~src & ~reg).any()  # the source inside the hole stays excluded
+    off_map = cat.select(np.array([False, True]))
+    only_hole = "icrs;-circle(10.5,0.5,0.2)"
+    for method in ("sky", "pixel"):
+        m = to_host(exclusion_mask(geom, off_map, regions=only_hole, method=method, backend=backend.name).data)
+        ref = to_host(geom.region_mask(only_hole, inside=False, method=method, backend=backend.name).data)
+        np.testing.assert_array_equal(m, ref)
+        empty = to_host(exclusion_mask(geom, None, regions=only_hole, method=method, backend=backend.name).data)
+        np.testing.assert_array_equal(empty, ref)
+
+
+def test_bad_catalog_type():
+    geom = WcsGeom.create(npix=(10, 10), binsz=0.1)
+    with pytest.raises(TypeError, match="SourceCatalog"):
+        exclusion_mask(geom, "gll_psc_v16.fit.gz")
