@@ -18,6 +18,9 @@ import numpy as np
 import gpumask
 from gpumask.backend import cupy_status
 
+#: shared data (catalogs, datasets): GPUMASK_TEST_DATA or ../shared/data beside the repository
+DATA = Path(os.environ.get("GPUMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
 # ----------------------------------------------------------------------------- timing
 
 

@@ -47,7 +47,6 @@ markdown table.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
@@ -55,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 from _harness import (
+    DATA,
     _r,
     _sync,
     _t,
@@ -78,7 +78,6 @@ import gpumask
 from gpumask.catalog import SourceCatalog
 from gpumask.catalog_mask import touching
 
-DATA = Path(os.environ.get("GPUMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CATALOG_FILES = {
     "3FGL": DATA / "catalogs" / "fermi" / "gll_psc_v16.fit.gz",
     "3FHL": DATA / "catalogs" / "fermi" / "gll_psch_v13.fit.gz",

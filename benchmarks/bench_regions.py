@@ -32,7 +32,6 @@ The raw numbers go to a JSON file next to the markdown table.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
@@ -41,6 +40,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 from _harness import (
+    DATA,
     _r,
     _sync,
     _t,
@@ -62,7 +62,6 @@ from astropy.coordinates import SkyCoord
 
 import gpumask
 
-DATA = Path(os.environ.get("GPUMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CATALOG = DATA / "catalogs" / "fermi" / "gll_psc_v16.fit.gz"
 CRAB = SkyCoord(83.633083, 22.0145, unit="deg")
 RADIUS = 0.3 * u.deg

@@ -73,6 +73,10 @@ class SourceShapes:
     def is_circle(self) -> np.ndarray:
         return self.semi_major == self.semi_minor
 
+    def select(self, idx) -> "SourceShapes":
+        return SourceShapes(self.names[idx], self.positions[idx], self.semi_major[idx],
+                            self.semi_minor[idx], self.angle[idx])
+
 
 def _scales(scale):
     out = dict(DEFAULT_SCALE)
@@ -208,9 +212,12 @@ def _radius_values(radius, n):
 def to_regions(catalog, radius=None, psf=None, scale=None, min_radius=None):
     """``regions.Regions`` with one CircleSkyRegion or EllipseSkyRegion per source
     (its name as the ds9 text label); arguments as :func:`source_shapes`."""
+    return _regions_of(source_shapes(catalog, radius=radius, psf=psf, scale=scale, min_radius=min_radius))
+
+
+def _regions_of(shapes: SourceShapes):
     from regions import CircleSkyRegion, EllipseSkyRegion, Regions  # noqa: PLC0415
 
-    shapes = source_shapes(catalog, radius=radius, psf=psf, scale=scale, min_radius=min_radius)
     out = []
     for i in range(len(shapes)):
         meta = {"text": str(shapes.names[i])}
@@ -271,9 +278,12 @@ def touching(geom, catalog, radius=None, psf=None, scale=None, min_radius=None) 
     any pixel centre (between the centres of two tiles) may be dropped, as it
     would mask nothing.
     """
+    return _touching(geom, source_shapes(catalog, radius=radius, psf=psf, scale=scale, min_radius=min_radius))
+
+
+def _touching(geom, shapes: SourceShapes) -> np.ndarray:
     from ._region_raster import bin_shapes  # noqa: PLC0415
 
-    shapes = source_shapes(catalog, radius=radius, psf=psf, scale=scale, min_radius=min_radius)
     keep = np.zeros(len(shapes), bool)
     if not len(shapes):
         return keep
@@ -316,9 +326,10 @@ def exclusion_mask(geom, catalog=None, regions=None, *, radius=None, psf=None, s
     if method == "pixel":
         sources = []
         for cat in catalogs:
-            sel = touching(geom, cat, **kwargs)
-            if sel.any():
-                sources.extend(to_regions(cat.select(sel), **kwargs))
+            shapes = source_shapes(cat, **kwargs)
+            sel = np.flatnonzero(_touching(geom, shapes))
+            if len(sel):
+                sources.extend(_regions_of(shapes.select(sel)))
         excluded = _region_mask(geom, sources, True, "pixel", backend)
         if items:
             excluded = excluded | _region_mask(geom, items, True, "pixel", backend)
