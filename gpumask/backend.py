@@ -16,7 +16,8 @@ one operation raises :class:`MixedBackendError`.
 This is the only module that imports cupy, and it does so lazily: ``import gpumask``
 never loads it.  :func:`to_host` is the only function that copies device data to the
 host; it counts every call so tests can assert that a pipeline made no transfer
-(:func:`count_transfers`).
+(:func:`count_transfers`).  :func:`read_flag` is the one way to read a device
+boolean for control flow (an iteration's stopping test); it is counted apart.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "is_device_array",
     "to_host",
     "to_device",
+    "read_flag",
     "count_transfers",
     "TransferCounter",
     "transfer_stats",
@@ -294,10 +296,13 @@ class TransferCounter:
 
     ``calls`` counts every call to the funnel, whatever the backend, so that a
     pipeline run on numpy can still prove it never asked for host data.
-    ``device_calls``/``device_bytes`` count real copies off a GPU.
+    ``device_calls``/``device_bytes`` count real copies off a GPU.  ``flags``
+    counts :func:`read_flag` calls: single booleans read to steer a loop (one
+    byte each, and a synchronisation point on a GPU), never map data.
     """
 
     calls: int = 0
+    flags: int = 0
     device_calls: int = 0
     device_bytes: int = 0
     uploads: int = 0
@@ -362,6 +367,23 @@ def to_host(array, dtype=None) -> np.ndarray:
         _record(calls=1)
     if dtype is not None and out.dtype != np.dtype(dtype):
         out = out.astype(dtype)
+    return out
+
+
+def read_flag(value) -> bool:
+    """One boolean from a 0-d array (e.g. ``xp.any(changed)``), for control flow.
+
+    The only sanctioned way to read a device scalar outside :func:`to_host`: it
+    waits for the device and copies one byte.  Counted as ``flags`` (not
+    ``calls``) by :func:`count_transfers`, whatever the backend.
+    """
+    if is_device_array(value):
+        if value.size != 1:
+            raise ValueError(f"read_flag reads one value, got an array of shape {value.shape}")
+        out = bool(value.get())
+    else:
+        out = bool(np.asarray(value))
+    _record(flags=1)
     return out
 
 

@@ -35,6 +35,7 @@ from .backend import backend_of, is_device_array, to_device
 
 __all__ = [
     "convolve",
+    "Convolver",
     "disk_kernel",
     "ring_kernel",
     "gaussian_kernel",
@@ -127,9 +128,7 @@ def convolve(data, kernel, dtype=np.float64):
     """
     from .maps import Map  # noqa: PLC0415 - maps imports this module's users
 
-    dtype = np.dtype(dtype)
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+    dtype = _check_dtype(dtype)
     if isinstance(data, Map):
         out = convolve(data.data, kernel, dtype=dtype)
         return Map.from_geom(data.geom, data=out, unit=data.unit)
@@ -157,6 +156,97 @@ def convolve(data, kernel, dtype=np.float64):
     # a view of the padded result: copying the crop costs more than the FFTs on
     # large maps (fresh pages); callers get a strided, writeable array
     return full[..., sy : sy + ny, sx : sx + nx]
+
+
+def _check_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+    return dtype
+
+
+def _embed(kernel, shape):
+    """``kernel`` zero-padded to ``shape`` with its centre pixel ((k-1)//2) kept at
+    the centre of the new shape, so "same" crops line up."""
+    ky, kx = kernel.shape
+    oy = (shape[0] - 1) // 2 - (ky - 1) // 2
+    ox = (shape[1] - 1) // 2 - (kx - 1) // 2
+    out = np.zeros(shape, dtype=np.float64)
+    out[oy : oy + ky, ox : ox + kx] = kernel
+    return out
+
+
+class Convolver:
+    """Many convolutions of one array: its transform is computed once.
+
+    ``Convolver(data, kernel_shape)`` transforms ``data`` (``(..., ny, nx)``, any
+    backend) for kernels up to ``kernel_shape``; :meth:`convolve` then costs one
+    product and one inverse FFT per kernel, and :meth:`convolve_many` does a stack
+    of kernels (e.g. every ring of an adaptive ring) in one batched inverse FFT.
+    Results equal :func:`convolve` with each kernel (smaller kernels are padded
+    around their centre pixel).
+
+    Parameters
+    ----------
+    data : array
+        ``(..., ny, nx)`` on either backend.
+    kernel_shape : (int, int)
+        Largest kernel shape that will be used.
+    dtype : float64 (default) or float32
+    """
+
+    def __init__(self, data, kernel_shape, dtype=np.float64):
+        self.dtype = _check_dtype(dtype)
+        if data.ndim < 2:
+            raise ValueError(f"data must have at least 2 dimensions (..., ny, nx), got {data.shape}")
+        ky, kx = (int(v) for v in kernel_shape)
+        if ky < 1 or kx < 1:
+            raise ValueError(f"kernel_shape must be positive, got {kernel_shape}")
+        self.backend = backend_of(data)
+        self.shape = tuple(data.shape)
+        self.kernel_shape = (ky, kx)
+        ny, nx = self.shape[-2:]
+        self.fft_shape = (_fast_len(ny + ky - 1), _fast_len(nx + kx - 1))
+        xp = self.backend.xp
+        self._hat = _rfft2(self.backend, xp.asarray(data).astype(self.dtype, copy=False), self.fft_shape)
+
+    def _padded(self, kernel):
+        if is_device_array(kernel):
+            raise TypeError("Convolver kernels are host arrays (they are small and their transforms cached)")
+        kernel = np.asarray(kernel, dtype=np.float64)
+        if kernel.ndim != 2 or kernel.shape[0] > self.kernel_shape[0] or kernel.shape[1] > self.kernel_shape[1]:
+            raise ValueError(f"kernel of shape {kernel.shape} does not fit kernel_shape {self.kernel_shape}")
+        return kernel if kernel.shape == self.kernel_shape else _embed(kernel, self.kernel_shape)
+
+    def _crop(self, full):
+        ny, nx = self.shape[-2:]
+        sy, sx = ((k - 1) // 2 for k in self.kernel_shape)
+        return full[..., sy : sy + ny, sx : sx + nx]
+
+    def convolve(self, kernel):
+        """``data`` convolved with one 2-D host ``kernel``: shape ``(..., ny, nx)``."""
+        k_hat = _kernel_transform(self._padded(kernel), self.fft_shape, self.dtype, self.backend)
+        return self._crop(_irfft2(self.backend, self._hat * k_hat, self.fft_shape))
+
+    def convolve_many(self, kernels):
+        """``data`` convolved with each 2-D host kernel: shape ``(n, ..., ny, nx)``,
+        one batched inverse FFT."""
+        be = self.backend
+        kernels = list(kernels)
+        if not kernels:
+            raise ValueError("convolve_many needs at least one kernel")
+        xp = be.xp
+        k_hat = xp.stack([_kernel_transform(self._padded(k), self.fft_shape, self.dtype, be) for k in kernels])
+        k_hat = k_hat.reshape((len(kernels),) + (1,) * (len(self.shape) - 2) + k_hat.shape[-2:])
+        return self._crop(_irfft2(be, self._hat[None] * k_hat, self.fft_shape))
+
+    def plane_bytes(self, n_kernels=1):
+        """Bytes :meth:`convolve_many` allocates for ``n_kernels`` (complex product
+        plus real result), to size batches."""
+        n_planes = int(np.prod(self.shape[:-2], dtype=np.int64))
+        cplx = self.fft_shape[0] * (self.fft_shape[1] // 2 + 1) * np.dtype(_DTYPES[self.dtype]).itemsize
+        real = self.fft_shape[0] * self.fft_shape[1] * self.dtype.itemsize
+        return int(n_kernels) * n_planes * (cplx + real)
 
 
 # ----------------------------------------------------------------------------- kernels

@@ -272,6 +272,54 @@ class Map:
             data = self._data[(Ellipsis,) + tuple(sl_orig)].copy()
         return self._new(data, geom=geom)
 
+    def interp_to_geom(self, geom, method="nearest", fill_value=None) -> "Map":
+        """This map sampled at the pixel centres of another geometry, on its backend.
+
+        Every pixel centre of ``geom`` takes the value of the pixel of this map that
+        contains it (nearest neighbour; gammapy's ``interp_to_geom`` name).  Centres
+        outside this map, or off its projection, take ``fill_value`` (default: NaN
+        for float maps, True for masks so that nothing outside is excluded, 0 for
+        integers).  Frames differ freely (galactic / icrs).
+
+        Only image maps are resampled spatially; a map with non-spatial axes must
+        match ``geom``'s axes, and its planes are resampled alike.  With ``geom``
+        equal to this map's geometry the map itself is returned.
+        """
+        if method != "nearest":
+            raise ValueError(f"method must be 'nearest' (the only resampling gpumask offers), got {method!r}")
+        if not isinstance(geom, WcsGeom):
+            raise TypeError(f"geom must be a WcsGeom, got {type(geom).__name__}")
+        if geom == self._geom:
+            return self
+        if fill_value is None:
+            fill_value = True if self.is_mask else (np.nan if np.issubdtype(self.dtype, np.floating) else 0)
+        if self._geom.axes:
+            if geom.to_image().to_cube(self._geom.axes) != geom:
+                raise ValueError(
+                    f"a map with axes {self._geom.axes_names[2:]} resamples onto geometries with the "
+                    f"same axes, got {geom.axes_names[2:]}; reduce it first (e.g. reduce_over_axes('all'))"
+                )
+        be = self.backend
+        xp = be.xp
+        lon, lat = geom.get_coord(frame=self._geom.frame, backend=be)
+        if be.name == "cupy" and not self._geom.device_projection:
+            raise NotImplementedError(
+                f"projection {self._geom.projection!r} of the source map has no device implementation; "
+                "resample on numpy (map.to_backend('numpy'))"
+            )
+        x, y = self._geom.coord_to_pix((lon, lat))
+        nx, ny = self._geom.npix
+        with np.errstate(invalid="ignore"):
+            ix = xp.floor(x + 0.5)
+            iy = xp.floor(y + 0.5)
+            inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        ix = xp.where(inside, ix, 0).astype(np.int64)
+        iy = xp.where(inside, iy, 0).astype(np.int64)
+        values = self._data[..., iy, ix]
+        data = xp.where(inside, values, xp.asarray(fill_value, dtype=self.dtype))
+        out_geom = geom.to_image().to_cube(self._geom.axes) if self._geom.axes else geom.to_image()
+        return self._new(data, geom=out_geom)
+
     # ------------------------------------------------------------------ arithmetic
     def _other_data(self, other, op_name, same_unit):
         """Data of ``other`` ready to combine with ours, and the other unit."""

@@ -240,6 +240,23 @@ def test_uploads_are_counted_separately(fake_cupy):
     assert c.calls == 0 and c.uploads == 1 and c.upload_bytes == 64
 
 
+def test_read_flag_counts_apart_from_copies(backend):
+    xp = backend.xp
+    with gpumask.count_transfers() as c:
+        assert bk.read_flag(xp.any(xp.asarray([False, True]))) is True
+        assert bk.read_flag(xp.asarray(False)) is False
+    assert c.flags == 2 and c.calls == 0 and c.device_calls == 0
+
+
+def test_read_flag_reads_one_device_value(fake_cupy):
+    dev = bk.to_device(np.array(True), "cupy")
+    with gpumask.count_transfers() as c:
+        assert bk.read_flag(dev) is True
+    assert c.flags == 1 and c.calls == 0
+    with pytest.raises(ValueError, match="one value"):
+        bk.read_flag(bk.to_device(np.ones(3, bool), "cupy"))
+
+
 @pytest.mark.gpu
 def test_real_cupy_round_trip_counts():
     import cupy

@@ -201,3 +201,33 @@ def test_map_convolve_method(backend):
     from scipy.signal import fftconvolve
 
     np.testing.assert_allclose(gpumask.to_host(out.data), fftconvolve(gpumask.to_host(m.data), k, mode="same"), atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- Convolver
+
+
+def test_convolver_matches_convolve_for_every_kernel(backend, rng):
+    data = backend.xp.asarray(rng.normal(size=(2, 45, 61)))
+    kernels = [
+        cv.ring_kernel(r, 1.5, binsz=1) for r in (0.0, 1.0, 2.5, 4.0)
+    ] + [rng.uniform(size=(2, 4)), rng.uniform(size=(5, 3)), cv.disk_kernel(3, binsz=1)]
+    shape = (max(k.shape[0] for k in kernels), max(k.shape[1] for k in kernels))
+    conv = cv.Convolver(data, shape)
+    many = conv.convolve_many(kernels)
+    assert many.shape == (len(kernels), 2, 45, 61)
+    assert_on_backend(many, backend)
+    for i, k in enumerate(kernels):
+        ref = scipy.signal.fftconvolve(_host(data), k[None], mode="same")
+        np.testing.assert_allclose(_host(many[i]), ref, rtol=0, atol=1e-11)
+        np.testing.assert_allclose(_host(conv.convolve(k)), ref, rtol=0, atol=1e-11)
+
+
+def test_convolver_checks_its_kernels(rng):
+    conv = cv.Convolver(rng.normal(size=(20, 20)), (5, 5))
+    with pytest.raises(ValueError, match="does not fit"):
+        conv.convolve(np.ones((7, 7)))
+    with pytest.raises(ValueError, match="at least one"):
+        conv.convolve_many([])
+    with pytest.raises(ValueError, match="float64 or float32"):
+        cv.Convolver(rng.normal(size=(20, 20)), (5, 5), dtype=np.int32)
+    assert conv.plane_bytes(3) == 3 * conv.plane_bytes(1) > 0

@@ -313,3 +313,42 @@ def test_plot_draws_on_wcsaxes(geom):
 def test_wcsndmap_alias():
     assert gpumask.WcsNDMap is Map
     assert backend_of(Map.create(npix=2, binsz=1)).name in ("numpy", "cupy")
+
+
+# ----------------------------------------------------------------------------- resampling
+
+
+@pytest.mark.parametrize("target", [
+    dict(npix=(80, 50), binsz=0.07, skydir=(266.4, -28.9), frame="icrs", proj="TAN"),
+    dict(npix=(30, 30), binsz=0.2, skydir=(2.0, 1.0), frame="galactic", proj="CAR"),
+])
+def test_interp_to_geom_nearest_matches_gammapy(backend, rng, target):
+    gmaps = pytest.importorskip("gammapy.maps")
+    src = dict(npix=(60, 40), binsz=0.1, skydir=(0, 0), frame="galactic")
+    data = rng.random((40, 60)) > 0.5
+    m = gpumask.Map.from_geom(gpumask.WcsGeom.create(**src), data=backend.xp.asarray(data))
+    got = m.interp_to_geom(gpumask.WcsGeom.create(**target))
+    ref = gmaps.Map.from_geom(gmaps.WcsGeom.create(**src), data=data).interp_to_geom(
+        gmaps.WcsGeom.create(**target), method="nearest", fill_value=True
+    )
+    assert got.backend.name == backend.name and got.is_mask
+    np.testing.assert_array_equal(got.to_numpy(), ref.data.astype(bool))
+
+
+def test_interp_to_geom_fill_values_and_cubes(rng):
+    geom = gpumask.WcsGeom.create(npix=(10, 10), binsz=1, skydir=(0, 0), frame="galactic")
+    far = gpumask.WcsGeom.create(npix=(5, 5), binsz=1, skydir=(90, 0), frame="galactic")
+    mask = gpumask.Map.from_geom(geom, data=np.zeros((10, 10), bool))
+    assert mask.interp_to_geom(far).to_numpy().all()  # outside: not excluded
+    image = gpumask.Map.from_geom(geom, data=rng.normal(size=(10, 10)))
+    assert np.isnan(image.interp_to_geom(far).to_numpy()).all()
+    assert image.interp_to_geom(geom) is image
+    axis = gpumask.MapAxis.from_energy_bounds("1 TeV", "10 TeV", nbin=3)
+    cube = gpumask.Map.from_geom(geom.to_cube([axis]), data=rng.normal(size=(3, 10, 10)))
+    half = gpumask.WcsGeom.create(npix=(4, 4), binsz=1, skydir=(0, 0), frame="galactic")
+    out = cube.interp_to_geom(half.to_cube([axis]))
+    np.testing.assert_array_equal(out.to_numpy(), cube.to_numpy()[:, 3:7, 3:7])
+    with pytest.raises(ValueError, match="same axes"):
+        cube.interp_to_geom(half)
+    with pytest.raises(ValueError, match="nearest"):
+        image.interp_to_geom(half, method="linear")
