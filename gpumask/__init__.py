@@ -23,6 +23,7 @@ from .errors import GammapyCompatibilityWarning, GpumaskWarning, HostFallbackWar
 from .geom import WcsGeom
 from .info import info
 from .io import FitsReadError, read_map, write_map
+from .kernel_background import KernelBackgroundEstimator, KernelBackgroundResult
 from .maps import Map, WcsNDMap
 from .morphology import (
     binary_dilate,
@@ -51,6 +52,8 @@ __all__ = [
     "GammapyCompatibilityWarning",
     "GpumaskWarning",
     "HostFallbackWarning",
+    "KernelBackgroundEstimator",
+    "KernelBackgroundResult",
     "Map",
     "MapAxis",
     "MapDataset",
