@@ -348,3 +348,21 @@ def test_bad_images():
         kbe.run({"counts": counts}, niter_min=5, niter_max=3)
     with pytest.raises(TypeError, match="dict"):
         kbe.run(counts)
+
+
+def test_significance_is_the_cash_statistic(backend):
+    from gpumask.kernel_background import _Problem
+    from gpumask.stats import CashCountsStatistic
+
+    rng = np.random.default_rng(4)
+    counts = backend.xp.asarray(rng.poisson(3.0, (40, 50)).astype(float))
+    background = backend.xp.asarray(rng.uniform(0.0, 6.0, (40, 50)))
+    background[:3] = 0.0  # truncated as gammapy's cash()
+    kbe = KernelBackgroundEstimator(Tophat2DKernel(2).array, Ring2DKernel(3, 2).array)
+    problem = _Problem(kbe, {"counts": counts})
+    got = problem.significance(background)
+    b = gpumask.convolution.convolve(background, problem.k_src)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref = _host(CashCountsStatistic(problem.n_on, b).sqrt_ts)
+    ref[_host(problem.n_on) < 1] = np.nan
+    np.testing.assert_allclose(_host(got), ref, rtol=1e-9, atol=1e-6)
