@@ -35,6 +35,7 @@ from .morphology import (
     remove_small_regions,
 )
 from .regions import make_region, parse_regions
+from .ring_background import AdaptiveRingBackgroundEstimator, RingBackgroundEstimator
 
 try:
     from importlib.metadata import version as _version
@@ -44,6 +45,7 @@ except Exception:  # running from a checkout without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AdaptiveRingBackgroundEstimator",
     "Backend",
     "BackendError",
     "ExcessMapEstimator",
@@ -78,6 +80,7 @@ __all__ = [
     "read_dataset",
     "read_map",
     "remove_small_regions",
+    "RingBackgroundEstimator",
     "to_device",
     "to_host",
     "use_backend",
