@@ -313,15 +313,15 @@ class AdaptiveRingBackgroundEstimator:
             chunk = kernels[start : start + batch]
             conv = convolver.convolve_many(chunk)  # (b, 2n, ny, nx)
             c, a = inputs.split(conv, [k.sum() for k in chunk])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                alpha = xp.where(a > 0, acc_theta / a, xp.inf)
-            ok = alpha <= self.threshold_alpha
-            first = xp.argmax(ok.view(xp.int8), axis=0)[None]  # first qualifying ring of the batch
-            take = xp.any(ok, axis=0) & (ring_index < 0)
-            counts_off = xp.where(take, xp.take_along_axis(c, first, axis=0)[0], counts_off)
-            acceptance_off = xp.where(take, xp.take_along_axis(a, first, axis=0)[0], acceptance_off)
-            ring_index = xp.where(take, (first[0] + start).astype(np.int32), ring_index)
-            del conv, c, a, alpha, ok
+            del conv
+            for i in range(len(chunk)):  # rings in order: the first that qualifies wins
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    # alpha = acc_theta / acceptance_off as gammapy divides (ties at the threshold)
+                    take = (a[i] > 0) & (acc_theta / a[i] <= self.threshold_alpha) & (ring_index < 0)
+                counts_off = xp.where(take, c[i], counts_off)
+                acceptance_off = xp.where(take, a[i], acceptance_off)
+                ring_index = xp.where(take, np.int32(start + i), ring_index)
+            del c, a
         maps = inputs.off_maps(counts_off, acceptance_off)
         maps["acceptance"] = dataset.background
         maps["ring_index"] = Map.from_geom(inputs.geom, data=ring_index.reshape(inputs.geom.data_shape))
