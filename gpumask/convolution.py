@@ -159,10 +159,14 @@ def convolve(data, kernel, dtype=np.float64):
 
 
 def _check_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
-    return dtype
+    """``dtype`` as a numpy dtype when it is float64 or float32 (the FFT precisions)."""
+    try:
+        value = np.dtype(dtype)
+    except TypeError:
+        value = None
+    if value not in _DTYPES:
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+    return value
 
 
 def _embed(kernel, shape):

@@ -50,7 +50,7 @@ from astropy import units as u
 
 from ._utils import parse_angle
 from .backend import backend_of, common_backend, is_device_array, read_flag, to_host
-from .convolution import convolve, disk_kernel, ring_kernel
+from .convolution import _check_dtype, convolve, disk_kernel, ring_kernel
 from .maps import Map
 from .morphology import _erode_data, _Footprint
 from .stats import TRUNCATION_VALUE
@@ -230,9 +230,7 @@ class KernelBackgroundEstimator:
         self.significance_threshold = float(threshold)
         self.mask_dilation_radius = parse_angle(mask_dilation_radius, "mask_dilation_radius")
         self.keep_record = bool(keep_record)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
-            raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+        self.dtype = _check_dtype(dtype)
         self.images_stack = []
 
     def __repr__(self):

@@ -72,7 +72,7 @@ import numpy as np
 
 from ._utils import parse_angle
 from .backend import common_backend
-from .convolution import Convolver, convolve, disk_kernel, ring_kernel
+from .convolution import Convolver, _check_dtype, convolve, disk_kernel, ring_kernel
 from .datasets import MapDataset, MapDatasetOnOff
 from .maps import Map
 
@@ -345,16 +345,6 @@ class AdaptiveRingBackgroundEstimator:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _check_dtype(dtype):
-    try:
-        value = np.dtype(dtype)
-    except TypeError:
-        value = None
-    if value not in (np.dtype(np.float64), np.dtype(np.float32)):
-        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
-    return value
 
 
 def _check_mask(mask):
