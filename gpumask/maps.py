@@ -301,12 +301,12 @@ class Map:
                 )
         be = self.backend
         xp = be.xp
-        lon, lat = geom.get_coord(frame=self._geom.frame, backend=be)
         if be.name == "cupy" and not self._geom.device_projection:
             raise NotImplementedError(
                 f"projection {self._geom.projection!r} of the source map has no device implementation; "
                 "resample on numpy (map.to_backend('numpy'))"
             )
+        lon, lat = geom.get_coord(frame=self._geom.frame, backend=be)
         x, y = self._geom.coord_to_pix((lon, lat))
         nx, ny = self._geom.npix
         with np.errstate(invalid="ignore"):
