@@ -53,6 +53,7 @@ __all__ = [
     "TransferCounter",
     "transfer_stats",
     "cupy_status",
+    "memory_available",
 ]
 
 BACKEND_NAMES = ("numpy", "cupy")
@@ -243,6 +244,28 @@ def selection_reason(backend=None) -> tuple[str, str]:
     if ok:
         return "cupy", f"{prefix}: {why}"
     return "numpy", f"{prefix}: {why}"
+
+
+def memory_available(backend=None) -> int | None:
+    """Bytes free for new arrays on ``backend``: the current device's free memory
+    plus what CuPy's pool holds unused, or the host's available memory (Linux
+    ``MemAvailable``, else physical pages).  None when it cannot be told."""
+    be = get_backend(backend) if backend is not None else resolve_backend()
+    if be.name == "cupy":
+        free, _ = be.xp.cuda.runtime.memGetInfo()
+        pool = be.xp.get_default_memory_pool()
+        return int(free + pool.free_bytes())
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 # --------------------------------------------------------------------------- detection

@@ -141,11 +141,29 @@ def _current_umask() -> int:
     return mask
 
 
+def _commit(tmp: Path, path: Path, overwrite: bool):
+    """Move the finished temporary file ``tmp`` to ``path``: a rename with
+    ``overwrite``, else a hard link, which fails rather than replace a file that
+    appeared meanwhile."""
+    os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the usual mode
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+    except OSError:
+        # Filesystems without hard links: best effort no-clobber rename.
+        if path.exists():
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+        os.replace(tmp, path)
+
+
 def atomic_write_hdulist(hdulist, path, overwrite=False, checksum=False):
     """Write ``hdulist`` to ``path`` through a temporary file and a rename, so a
-    crash never leaves a half-written ``path``.  Without ``overwrite`` the final
-    step is a hard link, which fails rather than replace a file that appeared
-    meanwhile."""
+    crash never leaves a half-written ``path``.  Without ``overwrite`` an existing
+    ``path`` raises FileExistsError and is left untouched."""
     path = Path(path)
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
@@ -153,21 +171,26 @@ def atomic_write_hdulist(hdulist, path, overwrite=False, checksum=False):
     tmp = Path(tmp_name)
     try:
         hdulist.writeto(tmp, overwrite=True, checksum=checksum)
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
-            except OSError:
-                # Filesystems without hard links: best effort no-clobber rename.
-                if path.exists():
-                    raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
-                os.replace(tmp, path)
+        _commit(tmp, path, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path, data: bytes, overwrite=False) -> Path:
+    """Write ``data`` (JSON, PNG, ...) to ``path`` atomically, as
+    :func:`atomic_write_hdulist` does."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        _commit(tmp, path, overwrite)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def _json_default(value):
