@@ -1,24 +1,44 @@
-"""The built-in example behind ``python -m gpumask demo``.
+"""The built-in example behind ``gpumask demo`` (README's first command).
 
-It runs the Gammapy tutorial "Creating exclusion masks" on its geometry (Crab,
-5 deg, 0.02 deg, galactic), on the selected backend:
+It simulates a field like the seed notebook's, the geometry of the Gammapy
+tutorial "Creating exclusion masks" (Crab, 5 deg, 0.02 deg, galactic), and
+builds its exclusion masks on the selected backend.
 
-1. the tutorial's two ds9 regions are rasterised by ``WcsGeom.region_mask``
-   (exact spherical geometry, ``method="sky"``) -> ``exclusion_mask.fits``;
-2. a seeded simulated counts map (flat background, the Crab and two fainter
-   sources) goes through ``ExcessMapEstimator("0.4 deg")`` and the significance
-   mask with hysteresis (``sqrt_ts >= 5`` seeds, grown to ``>= 3``), dilated by
-   0.1 deg -> ``significance_mask.fits``;
-3. both combined (a pixel is usable when both say so) -> ``combined_mask.fits``;
-4. the iterative ``KernelBackgroundEstimator`` (0.1 deg disk, 0.4-0.7 deg ring) on
-   the same counts, without the known background -> ``kbe_exclusion_mask.fits`` and
-   ``kbe_background.fits``.
+The field
+    * sources: the catalogued gamma-ray sources inside the field, from the package
+      data file ``gpumask/data/demo_sources.ecsv`` (positions and sizes from
+      gamma-cat, 3FGL and 3HWC, see its header; simulated counts from the very
+      bright Crab down to about 5 sigma);
+    * counts: seeded Poisson draws of a smooth, known background (0.5 counts per
+      pixel times a Galactic ridge ``1 + exp(-b^2 / (2 (3 deg)^2))``, about
+      0.51 to 0.77 counts per pixel across the field) plus every source as a 2-D
+      Gaussian of sigma ``hypot(size, 0.05 deg)``.
 
-Nothing is copied to the host before the FITS files are written.
+The masks (True = usable, False = excluded: gammapy's convention)
+    1. the tutorial's two ds9 regions, rasterised by ``WcsGeom.region_mask``
+       (exact spherical geometry) -> ``exclusion_mask.fits``;
+    2. the catalog mask of the demo sources, ``gpumask.catalog_mask.exclusion_mask``
+       with the default radius rule (0.1 deg PSF in quadrature with 3 Gaussian
+       sigma; point sources: 0.1 deg circles) -> ``catalog_mask.fits``;
+    3. ``ExcessMapEstimator("0.4 deg")`` on the counts with the true background ->
+       ``sqrt_ts.fits``; hysteresis (``sqrt_ts >= 5`` seeds grown to ``>= 3``),
+       dilated by 0.1 deg -> ``significance_mask.fits``;
+    4. the three combined (usable where all three say so) -> ``combined_mask.fits``;
+    5. the iterative ``KernelBackgroundEstimator`` (0.1 deg disk, 0.4-0.7 deg
+       ring) on the counts alone -> ``kbe_exclusion_mask.fits`` and
+       ``kbe_background.fits``, compared with the true background in the summary.
+
+Plus ``preview.png`` (the significance map with the combined mask's excluded
+regions outlined, drawn without matplotlib by :mod:`gpumask._png`) and
+``summary.json``.  Every output is checked before any work (an existing file
+without ``overwrite`` raises :class:`FileExistsError` naming it, and nothing is
+written); every file is written atomically.  Nothing is copied to the host
+before the files are written (``host_copies_before_writing`` in the summary).
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import time
 from pathlib import Path
@@ -26,7 +46,11 @@ from pathlib import Path
 import numpy as np
 from astropy.coordinates import SkyCoord
 
+from ._png import render_significance, write_png
+from .io import atomic_write_bytes
 from .backend import count_transfers, resolve_backend
+from .catalog import SourceCatalog
+from .catalog_mask import DEFAULT_PSF, exclusion_mask, source_shapes
 from .datasets import MapDataset
 from .estimators import ExcessMapEstimator
 from .geom import WcsGeom
@@ -34,24 +58,80 @@ from .kernel_background import KernelBackgroundEstimator
 from .maps import Map
 from .morphology import exclusion_from_significance
 
+__all__ = ["DEMO_REGIONS", "OUTPUTS", "demo_catalog", "demo_geom", "run_demo", "simulated_dataset", "true_background"]
+
 DEMO_REGIONS = "galactic;box(185,-4,1.0,0.5,45)\nicrs;circle(83.633083,22.0145,0.3)"
-# simulated sources: (l, b) in deg, counts, Gaussian sigma in deg
-DEMO_SOURCES = ((184.557, -5.784, 3000.0, 0.05), (185.6, -4.9, 400.0, 0.15), (183.4, -6.6, 150.0, 0.1))
-DEMO_BACKGROUND = 0.5  # counts per pixel
+DEMO_SOURCES = "demo_sources.ecsv"  # in gpumask/data
+DEMO_BACKGROUND = 0.5  # counts per pixel far from the Galactic plane
+DEMO_RIDGE = (1.0, 3.0)  # ridge amplitude (relative to DEMO_BACKGROUND) and Gaussian sigma in b (deg)
+DEMO_PSF_SIGMA = 0.05  # deg, Gaussian PSF of the simulated sources
+DEMO_SEED = 0
+
+CORRELATION_RADIUS = 0.4  # deg, ExcessMapEstimator
+THRESHOLD, HYSTERESIS_LOW = 5.0, 3.0
+DILATION = 0.1  # deg, growth of the significance mask
+KBE_SOURCE_RADIUS, KBE_RING, KBE_DILATION = 0.1, (0.4, 0.3), 0.04  # deg
+
+# summary key -> (file name, what it holds), in the order they are printed
+OUTPUTS = {
+    "mask_file": ("exclusion_mask.fits", "regions mask: the tutorial's ds9 box and circle"),
+    "catalog_mask_file": ("catalog_mask.fits", "catalog mask: one region per demo source"),
+    "sqrt_ts_file": ("sqrt_ts.fits", "significance map (float), ExcessMapEstimator 0.4 deg"),
+    "significance_mask_file": ("significance_mask.fits", "significance mask: hysteresis 5/3, dilated 0.1 deg"),
+    "combined_mask_file": ("combined_mask.fits", "combined mask: regions & catalog & significance"),
+    "kbe_exclusion_mask_file": ("kbe_exclusion_mask.fits", "kernel background estimator's exclusion mask"),
+    "kbe_background_file": ("kbe_background.fits", "kernel background estimator's background (counts/pixel)"),
+    "preview_file": ("preview.png", "preview: sqrt_ts from -3 to 10, combined mask outlined in red"),
+    "summary_file": ("summary.json", "these figures as JSON"),
+}
 
 
-def simulated_dataset(geom, backend, seed=0) -> MapDataset:
-    """Seeded counts = Poisson(flat background + Gaussian sources) on ``geom``."""
+# ---------------------------------------------------------------------- the field
+
+
+def demo_geom() -> WcsGeom:
+    """The tutorial's geometry: 5 deg around the Crab, 0.02 deg pixels, galactic."""
+    position = SkyCoord(83.633083, 22.0145, unit="deg", frame="icrs")
+    return WcsGeom.create(skydir=position, width="5 deg", binsz=0.02, frame="galactic")
+
+
+def demo_catalog() -> SourceCatalog:
+    """The demo sources (package data ``gpumask/data/demo_sources.ecsv``) as a
+    catalog: ``Size`` is a Gaussian sigma in deg (0 = point-like), ``Counts`` the
+    expected counts of the simulated source.  Host-side."""
+    ref = importlib.resources.files("gpumask") / "data" / DEMO_SOURCES
+    with importlib.resources.as_file(ref) as path:
+        return SourceCatalog.read(path, format="table", size="Size", size_type="gauss")
+
+
+def true_background(geom) -> np.ndarray:
+    """The simulated background in counts per pixel (host array, shape ``(ny, nx)``):
+    ``DEMO_BACKGROUND * (1 + A exp(-b^2 / (2 sigma^2)))`` with ``(A, sigma) = DEMO_RIDGE``."""
+    _, lat = geom.get_coord(frame="galactic", backend="numpy")
+    amplitude, sigma = DEMO_RIDGE
+    return DEMO_BACKGROUND * (1.0 + amplitude * np.exp(-0.5 * (lat / sigma) ** 2))
+
+
+def source_counts(geom, catalog) -> np.ndarray:
+    """Expected source counts per pixel (host array): every source a 2-D Gaussian
+    of sigma ``hypot(Size, DEMO_PSF_SIGMA)`` holding ``Counts`` counts."""
+    pixel_deg2 = geom.solid_angle(backend="numpy") * np.degrees(1.0) ** 2
+    image = np.zeros(geom.data_shape)
+    table = catalog.table
+    for i in range(len(catalog)):
+        sigma = float(np.hypot(table["Size"][i], DEMO_PSF_SIGMA))
+        d = geom.separation(catalog.positions[i], backend="numpy")
+        image += float(table["Counts"][i]) * pixel_deg2 / (2 * np.pi * sigma**2) * np.exp(-0.5 * (d / sigma) ** 2)
+    return image
+
+
+def simulated_dataset(geom, backend, seed=DEMO_SEED, catalog=None) -> MapDataset:
+    """Seeded counts = Poisson(true background + the demo sources) on ``geom``,
+    with the true background, as a dataset on ``backend``."""
     rng = np.random.default_rng(seed)
-    ny, nx = geom.data_shape
-    lon, lat = geom.get_coord(backend="numpy")
-    expected = np.full((ny, nx), DEMO_BACKGROUND)
-    for l0, b0, n_src, sigma in DEMO_SOURCES:
-        d2 = ((lon - l0) * np.cos(np.radians(b0))) ** 2 + (lat - b0) ** 2
-        pixel_sr = (0.02 / sigma) ** 2 / (2 * np.pi)
-        expected += n_src * pixel_sr * np.exp(-0.5 * d2 / sigma**2)
-    counts = rng.poisson(expected).astype(np.float32)
-    background = np.full((ny, nx), DEMO_BACKGROUND)
+    catalog = demo_catalog() if catalog is None else catalog
+    background = true_background(geom)
+    counts = rng.poisson(background + source_counts(geom, catalog)).astype(np.float32)
     return MapDataset(
         Map.from_geom(geom, data=counts, backend=backend),
         background=Map.from_geom(geom, data=background, backend=backend),
@@ -59,79 +139,171 @@ def simulated_dataset(geom, backend, seed=0) -> MapDataset:
     )
 
 
+# ---------------------------------------------------------------------- the run
+
+
+def output_paths(out_dir, overwrite=False) -> dict:
+    """``{summary key: path}`` of every output; raises FileExistsError naming the
+    existing ones unless ``overwrite`` (nothing is created here)."""
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory")
+    paths = {key: out / name for key, (name, _) in OUTPUTS.items()}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist{'s' if len(existing) == 1 else ''}; "
+                              "pass --overwrite or choose another --out")
+    return paths
+
+
+def build_masks(geom, dataset, catalog, backend) -> dict:
+    """Every mask of the demo and the KBE result, on ``backend`` (no host copy)."""
+    masks = {"regions": geom.region_mask(DEMO_REGIONS, inside=False, backend=backend)}
+    masks["catalog"] = exclusion_mask(geom, catalog, backend=backend)
+    sqrt_ts = ExcessMapEstimator(f"{CORRELATION_RADIUS} deg").run(dataset)["sqrt_ts"]
+    significance = exclusion_from_significance(sqrt_ts, THRESHOLD, low=HYSTERESIS_LOW, nan="keep")
+    masks["significance"] = significance.binary_erode(f"{DILATION} deg")  # eroding "usable" grows "excluded"
+    masks["combined"] = masks["regions"] & masks["catalog"] & masks["significance"]
+    kbe = KernelBackgroundEstimator(
+        f"{KBE_SOURCE_RADIUS} deg", tuple(f"{v} deg" for v in KBE_RING), mask_dilation_radius=f"{KBE_DILATION} deg"
+    )
+    masks["kbe"] = kbe.run({"counts": dataset.counts})  # last: its flag reads wait for the device
+    masks["sqrt_ts"] = sqrt_ts
+    return masks
+
+
+def _write_fits(masks, paths, overwrite):
+    kbe = masks["kbe"]
+    items = (
+        ("mask_file", masks["regions"]),
+        ("catalog_mask_file", masks["catalog"]),
+        ("sqrt_ts_file", masks["sqrt_ts"]),
+        ("significance_mask_file", masks["significance"]),
+        ("combined_mask_file", masks["combined"]),
+        ("kbe_exclusion_mask_file", kbe["exclusion"]),
+        ("kbe_background_file", kbe["background"]),
+    )
+    for key, m in items:
+        m.write(paths[key], overwrite=overwrite)
+
+
 def run_demo(out_dir, backend=None, overwrite=False) -> dict:
-    """Build the tutorial's region, significance and combined exclusion masks and
-    write them to ``out_dir`` with ``summary.json``."""
+    """Simulate the demo field, build its masks and run the KBE; write everything
+    to ``out_dir`` (created if missing) and return the summary (also written as
+    ``summary.json``).
+
+    Parameters
+    ----------
+    out_dir : str or path
+    backend : str, optional
+        numpy | cupy | auto (default: ``GPUMASK_BACKEND`` or auto).
+    overwrite : bool
+        Replace existing outputs; without it any existing output raises
+        :class:`FileExistsError` before anything is computed or written.
+    """
     be = resolve_backend(backend)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "exclusion_mask.fits"
-    summary_path = out / "summary.json"
-    names = ("significance_mask", "combined_mask", "kbe_exclusion_mask", "kbe_background")
-    outputs = {name: out / f"{name}.fits" for name in names}
-    for path in (target, summary_path, *outputs.values()):
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass --overwrite or choose another --out")
-
+    paths = output_paths(out_dir, overwrite)
+    geom = demo_geom()
+    catalog = demo_catalog()
+    dataset = simulated_dataset(geom, be.name, catalog=catalog)
     t0 = time.perf_counter()
-    position = SkyCoord(83.633083, 22.0145, unit="deg", frame="icrs")
-    geom = WcsGeom.create(skydir=position, width="5 deg", binsz=0.02, frame="galactic")
-    dataset = simulated_dataset(geom, be.name)
     with count_transfers() as transfers:
-        # False = excluded, gammapy's convention
-        mask = geom.region_mask(DEMO_REGIONS, inside=False, backend=be)
-        sqrt_ts = ExcessMapEstimator("0.4 deg").run(dataset)["sqrt_ts"]
-        significance = exclusion_from_significance(sqrt_ts, 5.0, low=3.0, nan="keep")
-        significance = significance.binary_erode("0.1 deg")  # grow the excluded pixels
-        combined = mask & significance
-        kbe = KernelBackgroundEstimator("0.1 deg", ("0.4 deg", "0.3 deg"), mask_dilation_radius="0.04 deg")
-        kbe_result = kbe.run({"counts": dataset.counts})
+        masks = build_masks(geom, dataset, catalog, be)
     elapsed = time.perf_counter() - t0
-    mask.write(target, overwrite=overwrite)
-    significance.write(outputs["significance_mask"], overwrite=overwrite)
-    combined.write(outputs["combined_mask"], overwrite=overwrite)
-    kbe_result["exclusion"].write(outputs["kbe_exclusion_mask"], overwrite=overwrite)
-    kbe_result["background"].write(outputs["kbe_background"], overwrite=overwrite)
+    paths["mask_file"].parent.mkdir(parents=True, exist_ok=True)
+    _write_fits(masks, paths, overwrite)
+    sqrt_ts = masks["sqrt_ts"].to_numpy()
+    combined = masks["combined"].to_numpy()
+    write_png(paths["preview_file"], render_significance(sqrt_ts, combined), overwrite=overwrite)
+    summary = _summary(geom, catalog, masks, sqrt_ts, be.name, transfers.calls, elapsed, paths)
+    text = json.dumps(summary, indent=2) + "\n"
+    atomic_write_bytes(paths["summary_file"], text.encode(), overwrite=overwrite)
+    return summary
 
-    def excluded(m):
-        host = m.to_numpy()
-        return int(host.size - host.sum())
 
-    n_excluded = excluded(mask)
+# ---------------------------------------------------------------------- the summary
+
+
+def _excluded(m) -> int:
+    host = m.to_numpy()
+    return int(host.size - np.count_nonzero(host))
+
+
+def _catalog_summary(geom, catalog, mask, sqrt_ts) -> dict:
+    shapes = source_shapes(catalog)
+    x, y = geom.coord_to_pix(catalog.positions)
+    table = catalog.table
+    sources = []
+    for i in range(len(catalog)):
+        pos = catalog.positions[i]
+        row, col = round(float(y[i])), round(float(x[i]))
+        sources.append({
+            "name": str(catalog.names[i]),
+            "ra_deg": round(float(pos.icrs.ra.deg), 5),
+            "dec_deg": round(float(pos.icrs.dec.deg), 5),
+            "glon_deg": round(float(pos.galactic.l.deg), 4),
+            "glat_deg": round(float(pos.galactic.b.deg), 4),
+            "size_deg": float(table["Size"][i]),
+            "counts": float(table["Counts"][i]),
+            "position_catalog": str(table["Position_Catalog"][i]),
+            "radius_deg": round(float(shapes.semi_major[i]), 4),
+            "sqrt_ts_at_position": round(float(sqrt_ts[row, col]), 2),
+        })
+    return {
+        "file": f"gpumask/data/{DEMO_SOURCES}",
+        "psf_deg": DEFAULT_PSF,
+        "sources": sources,
+        "excluded_pixels": _excluded(mask),
+    }
+
+
+def _kbe_summary(kbe, truth) -> dict:
+    background = kbe["background"].to_numpy()
+    return {
+        "source_radius_deg": KBE_SOURCE_RADIUS,
+        "ring_deg": [KBE_RING[0], round(KBE_RING[0] + KBE_RING[1], 6)],
+        "dilation_deg": KBE_DILATION,
+        "passes": kbe.n_iter,
+        "converged": kbe.converged,
+        "cycle": kbe.cycle,
+        "excluded_pixels": _excluded(kbe["exclusion"]),
+        "mean_background": round(float(background.mean()), 4),
+        "true_background": round(float(truth.mean()), 4),
+        "mean_relative_error": round(float(np.mean(np.abs(background - truth) / truth)), 4),
+        "mean_bias": round(float(np.mean(background / truth - 1.0)), 4),
+    }
+
+
+def _summary(geom, catalog, masks, sqrt_ts, backend, host_copies, elapsed, paths) -> dict:
+    truth = true_background(geom)
+    n_excluded = _excluded(masks["regions"])
+    amplitude, sigma = DEMO_RIDGE
     summary = {
-        "backend": be.name,
+        "backend": backend,
         "geometry": {"npix": list(geom.npix), "binsz_deg": 0.02, "frame": geom.frame, "proj": geom.projection},
+        "background_model": {
+            "counts_per_pixel": f"{DEMO_BACKGROUND:g} * (1 + {amplitude:g} * exp(-b^2 / (2 * {sigma:g}^2)))",
+            "min": round(float(truth.min()), 4),
+            "max": round(float(truth.max()), 4),
+            "mean": round(float(truth.mean()), 4),
+            "seed": DEMO_SEED,
+        },
         "regions": DEMO_REGIONS.splitlines(),
         "excluded_pixels": n_excluded,
-        "excluded_fraction": n_excluded / mask.data.size,
+        "excluded_fraction": n_excluded / truth.size,
+        "catalog": _catalog_summary(geom, catalog, masks["catalog"], sqrt_ts),
         "significance": {
-            "correlation_radius_deg": 0.4,
-            "threshold": 5.0,
-            "hysteresis_low": 3.0,
-            "dilation_deg": 0.1,
-            "peak_sqrt_ts": round(float(np.nanmax(sqrt_ts.to_numpy())), 3),
-            "excluded_pixels": excluded(significance),
+            "correlation_radius_deg": CORRELATION_RADIUS,
+            "threshold": THRESHOLD,
+            "hysteresis_low": HYSTERESIS_LOW,
+            "dilation_deg": DILATION,
+            "peak_sqrt_ts": round(float(np.nanmax(sqrt_ts)), 3),
+            "excluded_pixels": _excluded(masks["significance"]),
         },
-        "combined_excluded_pixels": excluded(combined),
-        "kernel_background": {
-            "source_radius_deg": 0.1,
-            "ring_deg": [0.4, 0.7],
-            "passes": kbe_result.n_iter,
-            "converged": kbe_result.converged,
-            "excluded_pixels": excluded(kbe_result["exclusion"]),
-            "mean_background": round(float(kbe_result["background"].to_numpy().mean()), 4),
-            "true_background": DEMO_BACKGROUND,
-        },
-        "host_copies_before_writing": transfers.calls,
+        "combined_excluded_pixels": _excluded(masks["combined"]),
+        "kernel_background": _kbe_summary(masks["kbe"], truth),
+        "host_copies_before_writing": host_copies,
         "seconds": round(elapsed, 4),
-        "mask_file": str(target),
-        "significance_mask_file": str(outputs["significance_mask"]),
-        "combined_mask_file": str(outputs["combined_mask"]),
-        "kbe_exclusion_mask_file": str(outputs["kbe_exclusion_mask"]),
-        "kbe_background_file": str(outputs["kbe_background"]),
     }
-    text = json.dumps(summary, indent=2)
-    tmp = summary_path.with_suffix(".json.tmp")
-    tmp.write_text(text)
-    tmp.replace(summary_path)
+    summary.update({key: str(path) for key, path in paths.items()})
     return summary
