@@ -1,0 +1,81 @@
+"""Simulated batch inputs: ``n`` fields along the galactic plane, each with a
+counts and a background map, a catalog of the simulated sources, a mask config
+and a field list.  Used by the batch tests and benchmark, and handy to try
+``gpumask batch`` without data::
+
+    from gpumask._example_fields import write_example_fields
+    config, fields = write_example_fields("example", n=20)
+    # gpumask batch example/fields.csv --config example/config.yaml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+CONFIG = """\
+# {n} simulated fields of {npix} x {npix} px at {binsz} deg (gpumask._example_fields)
+regions:
+  - "galactic;circle({{lon}},{{lat}},0.1)"   # the field centre, as a known source
+catalogs:
+  - file: catalog.ecsv
+    format: table
+    radius: 0.15 deg
+significance:
+  correlation_radius: 0.1 deg
+  threshold: 5
+  low: 3
+  dilation: 0.06 deg
+output:
+  mask: "out/{{name}}_mask.fits"
+  sqrt_ts: "out/{{name}}_sqrt_ts.fits"
+"""
+
+
+def write_example_fields(folder, n=20, npix=250, binsz=0.02, seed=0, background=2.0, sources=3):
+    """Write the inputs of ``n`` simulated fields to ``folder``.
+
+    Returns
+    -------
+    (Path, Path)
+        The config (``config.yaml``) and the field list (``fields.csv``); outputs
+        go to ``folder/out``.
+    """
+    from astropy.table import Table  # noqa: PLC0415
+
+    from .geom import WcsGeom  # noqa: PLC0415
+    from .maps import Map  # noqa: PLC0415
+
+    folder = Path(folder)
+    (folder / "inputs").mkdir(parents=True, exist_ok=True)
+    (folder / "out").mkdir(exist_ok=True)
+    rng = np.random.default_rng(seed)
+    width = npix * binsz
+    rows, catalog = ["name,lon,lat,counts,background"], []
+    for k in range(n):
+        lon, lat = (k * width * 1.1) % 360.0, 0.0
+        geom = WcsGeom.create(skydir=(lon, lat), npix=npix, binsz=binsz, frame="galactic")
+        glon, glat = geom.get_coord(backend="numpy")
+        dlon = (glon - lon + 180.0) % 360.0 - 180.0
+        expected = np.full(geom.data_shape, background)
+        placed = [(0.0, 0.0, 40.0 * background, 0.05)]
+        for _ in range(sources):
+            placed.append((*rng.uniform(-0.4, 0.4, 2) * width, rng.uniform(5, 30) * background,
+                           rng.uniform(0.03, 0.1)))
+        for x, y, amplitude, sigma in placed:
+            expected += amplitude * np.exp(-0.5 * ((dlon - x) ** 2 + (glat - y) ** 2) / sigma**2)
+            catalog.append((f"SIM {k:04d}{len(catalog) % 10}", (lon + x) % 360.0, y))
+        name = f"f{k:04d}"
+        counts = Map.from_geom(geom, data=rng.poisson(expected).astype(np.float32), backend="numpy")
+        bkg = Map.from_geom(geom, data=np.full(geom.data_shape, background), backend="numpy")
+        counts.write(folder / "inputs" / f"{name}_counts.fits", overwrite=True)
+        bkg.write(folder / "inputs" / f"{name}_background.fits", overwrite=True)
+        rows.append(f"{name},{lon:.6f},{lat:.6f},inputs/{name}_counts.fits,inputs/{name}_background.fits")
+    names, glons, glats = zip(*catalog)
+    Table({"name": names, "glon": glons, "glat": glats}).write(folder / "catalog.ecsv", overwrite=True)
+    fields = folder / "fields.csv"
+    fields.write_text("\n".join(rows) + "\n")
+    config = folder / "config.yaml"
+    config.write_text(CONFIG.format(n=n, npix=npix, binsz=binsz))
+    return config, fields

@@ -1,0 +1,413 @@
+"""Batches: many fields sharing one mask config, spread over GPUs and nodes.
+
+A field list (YAML or CSV) has one entry per field::
+
+    - name: crab                 # required; used in file names ({name})
+      lon: 83.633                # map centre, deg (or ra/dec, glon/glat)
+      lat: 22.0145
+      frame: icrs                # frame of lon/lat (default: the config's)
+      width: 5 deg               # geometry.width
+      counts: crab/counts.fits   # significance.counts (also background, dataset)
+      regions: crab/extra.reg    # more excluded regions for this field
+      significance.threshold: 6  # any config key, by its dotted path
+      run: 12345                 # anything else: a {run} value for templates
+
+Every key of a field is available as ``{key}`` in the config's strings.
+
+In CSV the columns are the keys.  A position sets ``geometry.skydir`` when the
+config has a geometry section or the field gives ``width``/``npix``; otherwise
+the geometry comes from the field's input maps and the position is only a value.  Relative paths in the list are relative to its
+folder.  Every field is validated before any work (:func:`plan`).
+
+Executors (:func:`run_batch`):
+
+* ``local``: one process, one device; fields of equal shapes go through the
+  FFT/morphology steps as stacks (:func:`gpumask.pipeline.run_jobs`);
+* ``dask``: tasks of up to ``chunk`` fields on a dask.distributed cluster, an
+  existing scheduler or a local one (``LocalCUDACluster``, one worker per GPU,
+  when dask-cuda is installed and GPUs are visible; else a ``LocalCluster`` of
+  single-threaded processes).  A worker that dies loses nothing: outputs are
+  written atomically, a field is complete only once its manifest is written, and
+  the scheduler reruns the lost task elsewhere (complete fields are skipped).
+
+Array jobs: ``shard=(i, n)`` keeps the fields ``k`` with ``k % n == i``
+(defaults from ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from .config import ConfigError, FieldJob, MaskConfig, load_yaml, merge
+from .io import atomic_write_bytes
+from .pipeline import FieldOutcome, field_state, run_jobs
+
+__all__ = ["BatchError", "load_fields", "parse_shard", "shard_from_env", "plan", "run_batch", "Progress"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+_POSITION_KEYS = {("lon", "lat"): None, ("ra", "dec"): "icrs", ("glon", "glat"): "galactic"}
+_GEOMETRY_KEYS = ("width", "binsz", "npix")
+_INPUT_KEYS = ("counts", "background", "dataset")
+DASK_INSTALL = "pip install 'gpumask[dask]'  (dask.distributed; add dask-cuda for one worker per GPU)"
+
+
+class BatchError(RuntimeError):
+    """A batch that cannot start (bad executor options, missing extras)."""
+
+
+# ----------------------------------------------------------------------------- fields
+
+
+def load_fields(path) -> tuple[list[dict], Path]:
+    """The raw field entries of a YAML or CSV list, and the list's folder."""
+    path = Path(os.path.expandvars(os.fspath(path))).expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"field list not found: {path}")
+    if path.suffix.lower() in (".csv", ".tsv"):
+        with path.open(newline="") as fh:
+            dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+            rows = [
+                {k.strip(): _csv_value(v) for k, v in row.items() if k and v is not None and v.strip() != ""}
+                for row in csv.DictReader(fh, dialect=dialect)
+            ]
+        return rows, path.parent
+    raw = load_yaml(path)
+    if isinstance(raw, dict) and "fields" in raw:
+        raw = raw["fields"]
+    if not isinstance(raw, list):
+        raise ConfigError([("", "a field list is a YAML list of mappings (or a mapping with 'fields:')")], str(path))
+    return raw, path.parent
+
+
+def _csv_value(text):
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _field_overrides(entry, index, base_dir, problems, config_has_geometry=True):
+    """``(name, config overrides, template values)`` of one field entry."""
+    where = f"fields[{index}]"
+    if not isinstance(entry, dict):
+        problems.append((where, f"expected a mapping, got {type(entry).__name__}"))
+        return None
+    entry = dict(entry)
+    values = {str(k): v for k, v in entry.items() if k != "name"}  # every column is a {key}
+    name = entry.pop("name", None)
+    if name is None:
+        problems.append((f"{where}.name", "missing: every field needs a name"))
+        return None
+    name = str(name)
+    if not _NAME.fullmatch(name):
+        problems.append((f"{where}.name", f"{name!r}: use letters, digits and _ . + - (it names files)"))
+        return None
+    overrides = {}
+    for (klon, klat), frame in _POSITION_KEYS.items():
+        if klon in entry or klat in entry:
+            if klon not in entry or klat not in entry:
+                problems.append((f"{where}.{klat if klon in entry else klon}", f"missing: give both {klon} and {klat}"))
+                continue
+            overrides.setdefault("geometry", {})["skydir"] = [entry.pop(klon), entry.pop(klat)]
+            field_frame = entry.pop("frame", frame) if frame is None else frame
+            if field_frame is not None:
+                overrides["geometry"]["skydir_frame"] = field_frame
+    for key in _GEOMETRY_KEYS:
+        if key in entry:
+            overrides.setdefault("geometry", {})[key] = entry.pop(key)
+    geometry = overrides.get("geometry", {})
+    if not config_has_geometry and not any(k in geometry for k in _GEOMETRY_KEYS):
+        # a position alone, with the geometry taken from the inputs: only a {value}
+        overrides.pop("geometry", None)
+    for key in _INPUT_KEYS:
+        if key in entry:
+            overrides.setdefault("significance", {})[key] = _absolute(entry.pop(key), base_dir)
+    extra_regions = entry.pop("regions", None)
+    for key in [k for k in entry if "." in str(k)]:
+        node = overrides
+        *parents, leaf = str(key).split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = entry.pop(key)
+    return name, overrides, extra_regions, values
+
+
+def _absolute(value, base_dir):
+    text = str(value)
+    if "(" in text or "{" in text:
+        return text
+    p = Path(os.path.expandvars(text)).expanduser()
+    return str(p if p.is_absolute() else (base_dir / p).resolve())
+
+
+def plan(config_path, fields_path, *, overrides=None) -> list[FieldJob]:
+    """Validate the config and every field; the resolved jobs, in list order.
+
+    Raises
+    ------
+    ConfigError
+        Every problem of the config and of every field, with key paths
+        (``fields[3].significance.counts: file not found: ...``); nothing runs.
+    """
+    config = MaskConfig.read(config_path, overrides=overrides)  # the shared part, checked once
+    entries, base_dir = load_fields(fields_path)
+    problems, jobs, names, outputs = [], [], {}, {}
+    for index, entry in enumerate(entries):
+        parsed = _field_overrides(entry, index, base_dir, problems, config.spec["geometry"] is not None)
+        if parsed is None:
+            continue
+        name, field_overrides, extra_regions, values = parsed
+        where = f"fields[{index}]"
+        if name in names:
+            problems.append((f"{where}.name", f"{name!r} is also the name of fields[{names[name]}]"))
+            continue
+        names[name] = index
+        raw = merge(config.raw, field_overrides)
+        if extra_regions is not None:
+            extra = extra_regions if isinstance(extra_regions, list) else [extra_regions]
+            raw["regions"] = list(raw.get("regions") or []) + [_absolute(r, base_dir) for r in extra]
+        try:
+            field_config = MaskConfig(raw, base_dir=config.base_dir, source=config.source)
+            job = field_config.field_job(name, values, key_prefix=where)
+        except ConfigError as exc:
+            problems.extend((p if p.startswith(where) else f"{where}.{p}", m) for p, m in exc.problems)
+            continue
+        for key, path in job.outputs.items():
+            if path in outputs:
+                problems.append((f"{where}.output.{key}", f"{path} is also written by field {outputs[path]!r}; "
+                                 "put {name} in the output file names"))
+            outputs[path] = name
+        jobs.append(job)
+    if not entries:
+        problems.append(("fields", f"{fields_path} lists no field"))
+    if problems:
+        raise ConfigError(problems, source=f"{config_path} + {fields_path}")
+    return jobs
+
+
+# ----------------------------------------------------------------------------- shards
+
+
+def parse_shard(text) -> tuple[int, int]:
+    """``"I/N"`` (1-based, as the user counts) -> ``(i, n)`` with 0 <= i < n."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match:
+        raise ValueError(f"--shard {text!r}: give I/N, e.g. 2/8 (shard 2 of 8, counted from 1)")
+    i, n = int(match[1]), int(match[2])
+    if n < 1 or not 1 <= i <= n:
+        raise ValueError(f"--shard {text!r}: I must be between 1 and N (N >= 1)")
+    return i - 1, n
+
+
+def shard_from_env(environ=None):
+    """``(i, n)`` of a SLURM array task, or None outside one.
+
+    ``i = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN`` (the minimum defaults to 0)
+    and ``n = SLURM_ARRAY_TASK_COUNT``; an array ``--array=1-8`` gives shards 0..7.
+    """
+    env = os.environ if environ is None else environ
+    if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
+        return None
+    try:
+        task, count = int(env["SLURM_ARRAY_TASK_ID"]), int(env["SLURM_ARRAY_TASK_COUNT"])
+        first = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+    except ValueError as exc:
+        raise ValueError(f"SLURM array variables are not integers: {exc}") from None
+    i = task - first
+    if not 0 <= i < count:
+        raise ValueError(
+            f"SLURM_ARRAY_TASK_ID={task} with SLURM_ARRAY_TASK_MIN={first} and SLURM_ARRAY_TASK_COUNT={count} "
+            "do not give a shard in 0..count-1; use a contiguous --array range or pass --shard I/N")
+    return i, count
+
+
+def select_shard(jobs, shard):
+    if shard is None:
+        return list(jobs)
+    i, n = shard
+    return [job for k, job in enumerate(jobs) if k % n == i]
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A one-line progress bar on a terminal, one log line per field otherwise."""
+
+    def __init__(self, total, stream=None, tty=None):
+        self.total = total
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.counts = {"done": 0, "skipped": 0, "failed": 0}
+        self.t0 = time.perf_counter()
+
+    @property
+    def finished(self):
+        return sum(self.counts.values())
+
+    def update(self, outcome: FieldOutcome):
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        elapsed = time.perf_counter() - self.t0
+        if self.tty:
+            width = 30
+            fill = int(width * self.finished / max(self.total, 1))
+            rate = self.counts["done"] / elapsed if elapsed > 0 else 0.0
+            left = self.total - self.finished
+            eta = f"{left / rate:.0f} s" if rate > 0 else "?"
+            line = (f"\r[{'#' * fill}{'.' * (width - fill)}] {self.finished}/{self.total}  done "
+                    f"{self.counts['done']}  skipped {self.counts['skipped']}  failed {self.counts['failed']}  "
+                    f"{rate:.1f} fields/s  ETA {eta} ")
+            self.stream.write(line)
+            if outcome.status == "failed":
+                self.stream.write(f"\n  {outcome.name}: {outcome.error}\n")
+        else:
+            detail = f"{outcome.seconds:.2f} s" if outcome.status == "done" else (outcome.error or "complete")
+            self.stream.write(f"[{self.finished}/{self.total}] {outcome.name} {outcome.status}: {detail}\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ----------------------------------------------------------------------------- executors
+
+
+def _run_chunk(job_dicts, overwrite, backend, stack):
+    """A dask task: run some fields in the worker's process; outcomes as dicts."""
+    jobs = [FieldJob(**d) for d in job_dicts]
+    return [o.as_dict() for o in run_jobs(jobs, overwrite=overwrite, backend=backend, stack=stack)]
+
+
+def _gpu_count():
+    from .backend import cupy_status  # noqa: PLC0415
+
+    if not cupy_status()[0]:
+        return 0
+    import cupy  # noqa: PLC0415
+
+    return cupy.cuda.runtime.getDeviceCount()
+
+
+def make_client(scheduler=None, workers=None):
+    """A dask.distributed client: to ``scheduler`` if given, else to a new local
+    cluster (one worker per GPU with dask-cuda, else ``workers`` processes).
+    Returns ``(client, cluster)``; the cluster is None for an existing scheduler."""
+    try:
+        from distributed import Client, LocalCluster  # noqa: PLC0415
+    except ImportError:
+        raise BatchError(f"--executor dask needs dask.distributed, which is not installed: {DASK_INSTALL}") from None
+    if scheduler:
+        return Client(scheduler), None
+    n_gpu = _gpu_count()
+    if n_gpu:
+        try:
+            from dask_cuda import LocalCUDACluster  # noqa: PLC0415
+        except ImportError:
+            LocalCUDACluster = None  # noqa: N806
+        if LocalCUDACluster is not None:
+            cluster = LocalCUDACluster(n_workers=workers or n_gpu, threads_per_worker=1)
+            return Client(cluster), cluster
+    cluster = LocalCluster(n_workers=workers or max(1, (os.cpu_count() or 2) // 2), threads_per_worker=1,
+                           processes=True, dashboard_address=":0")
+    return Client(cluster), cluster
+
+
+def _chunks(jobs, chunk):
+    """Runs of up to ``chunk`` jobs of equal planned shape (so they stack)."""
+    by_shape = {}
+    for job in jobs:
+        by_shape.setdefault(job.shape, []).append(job)
+    out = []
+    for group in by_shape.values():
+        out.extend(group[k : k + chunk] for k in range(0, len(group), chunk))
+    return out
+
+
+def _run_dask(jobs, client, *, overwrite, backend, chunk, stack, on_outcome):
+    from distributed import as_completed  # noqa: PLC0415
+
+    futures = {}
+    for part in _chunks(jobs, chunk):
+        future = client.submit(_run_chunk, [j.as_dict() for j in part], overwrite, backend, stack, pure=False)
+        futures[future] = part
+    outcomes = []
+    for future in as_completed(list(futures)):
+        part = futures[future]
+        try:
+            results = [FieldOutcome(**d) for d in future.result()]
+        except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
+            results = [FieldOutcome(j.name, "failed", error=f"{type(exc).__name__}: {exc}") for j in part]
+        for outcome in results:
+            outcomes.append(outcome)
+            on_outcome(outcome)
+    order = {job.name: k for k, job in enumerate(jobs)}
+    return sorted(outcomes, key=lambda o: order[o.name])
+
+
+def run_batch(jobs, *, executor="local", overwrite=False, backend=None, scheduler=None, workers=None,
+              chunk=4, stack=True, progress=None, client=None) -> dict:
+    """Run ``jobs`` (from :func:`plan`, already sharded) and return the report.
+
+    The report: ``{"executor", "started", "seconds", "counts": {done, skipped,
+    failed}, "fields": [outcome dicts]}``.
+    """
+    if executor not in ("local", "dask"):
+        raise BatchError(f"unknown executor {executor!r}; choose local or dask")
+    if chunk < 1:
+        raise BatchError(f"--chunk must be at least 1, got {chunk}")
+    progress = progress or Progress(len(jobs))
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    info = {}
+    if executor == "local":
+        outcomes = run_jobs(jobs, overwrite=overwrite, backend=backend, stack=stack, on_outcome=progress.update)
+    else:
+        own = client is None
+        cluster = None
+        if own:
+            client, cluster = make_client(scheduler, workers)
+        try:
+            info["workers"] = len(client.scheduler_info()["workers"])
+            outcomes = _run_dask(jobs, client, overwrite=overwrite, backend=backend, chunk=chunk, stack=stack,
+                                 on_outcome=progress.update)
+        finally:
+            if own:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+    progress.close()
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+    return {
+        "executor": executor,
+        **info,
+        "started": started,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "counts": counts,
+        "fields": [o.as_dict() for o in outcomes],
+    }
+
+
+def write_report(report, path):
+    """Write the report JSON atomically."""
+    atomic_write_bytes(path, json.dumps(report, indent=2).encode(), overwrite=True)
+
+
+def dry_run(jobs, overwrite=False):
+    """``[(job, state, reason)]``: what a run would do, without doing it."""
+    return [(job, *field_state(job, overwrite)) for job in jobs]

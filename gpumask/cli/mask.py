@@ -1,0 +1,143 @@
+"""``gpumask mask [CONFIG.yaml] [flags]``: one field's exclusion mask, the steps of the
+tutorial as a declarative config (see :mod:`gpumask.config`); flags cover the common
+cases and override the config's keys."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "mask",
+        help="one field's exclusion mask from a config file and/or flags",
+        description="Build one exclusion mask: regions, catalogs and significance combined "
+        "(True = usable, gammapy's convention). Flags override the config's keys; paths given as "
+        "flags are relative to the working directory, those in the config to its folder.",
+    )
+    p.add_argument("config", nargs="?", help="YAML config (see gpumask.config); optional with flags")
+    p.add_argument("--name", default="field", help="field name, {name} in file names (default: field)")
+    g = p.add_argument_group("geometry (default: the geometry of the significance inputs)")
+    g.add_argument("--skydir", nargs=2, metavar=("LON", "LAT"), help="map centre in deg")
+    g.add_argument("--skydir-frame", help="frame of --skydir (default: --frame)")
+    g.add_argument("--frame", help="map frame: icrs, galactic or fk5")
+    g.add_argument("--width", help="map width, e.g. '5 deg'")
+    g.add_argument("--binsz", help="pixel size, e.g. '0.02 deg'")
+    g.add_argument("--proj", help="WCS projection (default CAR)")
+    r = p.add_argument_group("regions and catalogs")
+    r.add_argument("--region", action="append", default=[], metavar="DS9_OR_FILE",
+                   help="excluded ds9 region text or file (repeatable)")
+    r.add_argument("--catalog", action="append", default=[], metavar="NAME_OR_FILE",
+                   help="exclude a catalog's sources: a name (3fhl, hgps, ...) or a file (repeatable)")
+    r.add_argument("--catalog-radius", help="fixed circle radius for every catalog source (e.g. '0.3 deg'); "
+                   "default: the morphology rule")
+    r.add_argument("--psf", help="psf of the morphology rule (default 0.1 deg)")
+    s = p.add_argument_group("significance")
+    s.add_argument("--dataset", help="gammapy MapDataset file")
+    s.add_argument("--counts", help="counts map file (with --background)")
+    s.add_argument("--background", help="background map file")
+    s.add_argument("--correlation-radius", help="e.g. '0.4 deg' (default 0.1 deg)")
+    s.add_argument("--threshold", type=float, help="sqrt_ts threshold (default 5)")
+    s.add_argument("--low", type=float, help="hysteresis: grow to the connected sqrt_ts >= LOW")
+    s.add_argument("--significance-dilation", help="grow the significance exclusion, e.g. '0.1 deg'")
+    o = p.add_argument_group("output")
+    o.add_argument("--dilation", help="grow the combined exclusion, e.g. '0.1 deg'")
+    o.add_argument("--out", help="mask file (output.mask), e.g. mask.fits")
+    o.add_argument("--sqrt-ts", help="also write the significance map here")
+    o.add_argument("--significance-mask", help="also write the significance exclusion here")
+    p.add_argument("--backend", help="numpy | cupy | auto")
+    p.add_argument("--overwrite", action="store_true", help="rebuild and replace existing outputs")
+    p.add_argument("--dry-run", action="store_true", help="validate and say what would run")
+    return p
+
+
+def _abs(value):
+    if value is None:
+        return None
+    text = str(value)
+    return text if "(" in text or "{" in text else str(Path(text).expanduser().resolve())
+
+
+def overrides_from_flags(args) -> dict:
+    """The config keys the flags set (paths made absolute)."""
+    out = {}
+
+    def put(section, key, value):
+        if value is not None:
+            (out.setdefault(section, {}) if section else out)[key] = value
+
+    put(None, "backend", args.backend)
+    if args.skydir:
+        put("geometry", "skydir", list(args.skydir))
+    put("geometry", "skydir_frame", args.skydir_frame)
+    put("geometry", "frame", args.frame)
+    put("geometry", "width", args.width)
+    put("geometry", "binsz", args.binsz)
+    put("geometry", "proj", args.proj)
+    if args.region:
+        out["regions"] = [_abs(r) for r in args.region]
+    if args.catalog:
+        cats = []
+        for c in args.catalog:
+            entry = {"file": _abs(c)} if Path(c).expanduser().exists() or "/" in c else {"name": c}
+            put_rule = {"radius": args.catalog_radius, "psf": args.psf}
+            entry.update({k: v for k, v in put_rule.items() if v is not None})
+            cats.append(entry)
+        out["catalogs"] = cats
+    for key in ("dataset", "counts", "background"):
+        put("significance", key, _abs(getattr(args, key)))
+    put("significance", "correlation_radius", args.correlation_radius)
+    put("significance", "threshold", args.threshold)
+    put("significance", "low", args.low)
+    put("significance", "dilation", args.significance_dilation)
+    put(None, "dilation", args.dilation)
+    put("output", "mask", _abs(args.out))
+    put("output", "sqrt_ts", _abs(args.sqrt_ts))
+    put("output", "significance_mask", _abs(args.significance_mask))
+    return out
+
+
+def run(args) -> int:
+    from ..backend import BackendError  # noqa: PLC0415
+    from ..config import ConfigError, MaskConfig, merge  # noqa: PLC0415
+    from ..pipeline import field_state, run_job  # noqa: PLC0415
+
+    overrides = overrides_from_flags(args)
+    try:
+        if args.config:
+            config = MaskConfig.read(args.config, overrides=overrides)
+        elif overrides:
+            config = MaskConfig(merge({}, overrides), source="command-line flags")
+        else:
+            print("gpumask: error: give a config file or flags (see gpumask mask --help)", file=sys.stderr)
+            return 2
+        job = config.field_job(args.name)
+        state, why = field_state(job, args.overwrite)
+        if args.dry_run:
+            print(f"{job.name}: {state} ({why or 'complete'}); {job.shape[1]} x {job.shape[0]} px")
+            for key, path in job.outputs.items():
+                print(f"  {key:<18s}: {path}")
+            return 0
+        if state == "conflict":
+            raise FileExistsError(why)
+        if state == "complete":
+            print(f"{job.name}: complete, outputs from the same config in {job.manifest}; --overwrite rebuilds")
+            return 0
+        outcome = run_job(job, overwrite=args.overwrite)
+    except (ConfigError, BackendError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"gpumask: error: {exc}", file=sys.stderr)
+        return 2
+    if outcome.status != "done":
+        print(f"gpumask: error: {job.name}: {outcome.error}", file=sys.stderr)
+        return 1
+    stats = outcome.stats
+    print(f"{job.name}: {stats['shape'][1]} x {stats['shape'][0]} px, {stats['excluded_pixels']} excluded "
+          f"({100 * stats['excluded_fraction']:.2f} %), {outcome.seconds:.3f} s")
+    for key, path in outcome.outputs.items():
+        print(f"  {key:<18s}: {path}")
+    print(f"  {'manifest':<18s}: {job.manifest}")
+    if getattr(args, "json", False):
+        print(json.dumps(outcome.as_dict(), indent=2))
+    return 0

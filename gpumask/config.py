@@ -1,0 +1,667 @@
+"""Declarative mask configs: the steps of the "Creating exclusion masks" tutorial
+as a YAML file, validated as a whole before any work.
+
+A config (every section optional except ``output``; angles are numbers in deg or
+strings with a unit)::
+
+    backend: auto                 # numpy | cupy | auto
+    geometry:                     # the mask's geometry; default: the inputs' geometry
+      skydir: [83.633, 22.0145]   # map centre (lon, lat) in deg, in skydir_frame
+      skydir_frame: icrs          # default: frame
+      frame: galactic             # icrs | galactic | fk5
+      width: 5 deg                # or [lon, lat]; or npix: [nx, ny]
+      binsz: 0.02 deg
+      proj: CAR
+    regions:                      # excluded: ds9 text or region files
+      - "galactic;box(185,-4,1.0,0.5,45)"
+      - extra.reg
+    catalogs:                     # excluded: every source touching the map
+      - name: 3fhl                # a known catalog ($GAMMAPY_DATA) ...
+        file: gll_psch_v13.fit.gz # ... or a file (format detected or given)
+        radius: 0.3 deg           # fixed circles (the tutorial); or the
+        psf: 0.1 deg              # morphology rule: psf, scale, min_radius
+    significance:                 # excluded: significant excesses
+      dataset: dataset.fits       # a MapDataset file, or counts + background files
+      correlation_radius: 0.4 deg
+      threshold: 5                # sqrt_ts >= threshold ...
+      low: 3                      # ... grown to the connected sqrt_ts >= low
+      dilation: 0.1 deg           # grow the significance exclusion
+    dilation: 0 deg               # grow the combined exclusion
+    output:
+      mask: "{name}_mask.fits"    # boolean mask, True = usable (gammapy)
+      sqrt_ts: "{name}_sqrt_ts.fits"          # optional
+      significance_mask: "{name}_sig.fits"    # optional
+
+Relative paths are relative to the config file's folder.  String values may hold
+``{name}`` and the other columns of a field (see :mod:`gpumask.batch`).  Every
+problem is reported with its key path (``significance.threshold: ...``) in one
+:class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import re
+import string
+from pathlib import Path
+
+from ._utils import parse_angle
+
+__all__ = ["ConfigError", "MaskConfig", "FieldJob", "load_yaml"]
+
+_FRAMES = ("icrs", "galactic", "fk5")
+_KEYS = {
+    "": ("backend", "geometry", "regions", "catalogs", "significance", "dilation", "output"),
+    "geometry": ("skydir", "skydir_frame", "frame", "width", "npix", "binsz", "proj"),
+    "catalogs": ("name", "file", "format", "radius", "psf", "scale", "min_radius"),
+    "significance": (
+        "dataset", "counts", "background", "correlation_radius", "threshold", "low",
+        "nan", "connectivity", "dilation", "dtype",
+    ),
+    "output": ("mask", "sqrt_ts", "significance_mask"),
+}
+_PATH_KEYS = {("significance", "dataset"), ("significance", "counts"), ("significance", "background")}
+_EXAMPLES = {
+    "width": "'5 deg' or [5 deg, 3 deg]",
+    "binsz": "'0.02 deg'",
+    "correlation_radius": "'0.4 deg'",
+    "dilation": "'0.1 deg'",
+    "radius": "'0.3 deg'",
+    "psf": "'0.1 deg'",
+    "min_radius": "'0.05 deg'",
+}
+# bytes per pixel of the working set: masks and coordinates; the significance
+# step adds the float64 inputs, two padded complex transforms and ~10 maps
+_BYTES_PER_PIXEL = 40
+_BYTES_PER_PIXEL_SIGNIFICANCE = 200
+_BYTES_PER_PIXEL_ENERGY_BIN = 16
+
+
+class ConfigError(ValueError):
+    """A config or field list with problems; ``problems`` lists ``(key path, message)``."""
+
+    def __init__(self, problems, source=None):
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = [f"{len(self.problems)} problem{'s' * (len(self.problems) != 1)}{where}:"]
+        lines += [f"  {path or '<top>'}: {msg}" for path, msg in self.problems]
+        super().__init__("\n".join(lines))
+
+
+def load_yaml(path):
+    """The mapping or list in a YAML file; errors name the file and the line."""
+    import yaml  # noqa: PLC0415
+
+    path = Path(os.path.expandvars(os.fspath(path))).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError([("", f"not valid YAML: {exc}")], source=str(path)) from None
+
+
+# ----------------------------------------------------------------------------- values
+
+
+class _Problems:
+    def __init__(self):
+        self.items = []
+
+    def add(self, path, message):
+        self.items.append((path, message))
+
+
+def _join(prefix, key):
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _unknown_keys(raw, section, path, problems):
+    allowed = _KEYS[section]
+    for key in raw:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; accepted: {', '.join(allowed)}"
+            problems.add(_join(path, key), f"unknown key{hint}")
+
+
+def _angle(value, path, problems, *, positive=False, key=None):
+    try:
+        return parse_angle(value, path, allow_zero=not positive)
+    except ValueError:
+        example = _EXAMPLES.get(key or path.rsplit(".", 1)[-1], "'0.1 deg'")
+        need = "a positive angle" if positive else "an angle >= 0"
+        problems.add(path, f"{value!r} is not {need}; give a number in deg or a string like {example}")
+        return None
+
+
+def _angle_pair(value, path, problems, *, key=None):
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            problems.add(path, f"{value!r}: give one angle or a [lon, lat] pair")
+            return None
+        pair = [_angle(v, f"{path}[{i}]", problems, positive=True, key=key) for i, v in enumerate(value)]
+        return None if None in pair else tuple(pair)
+    angle = _angle(value, path, problems, positive=True, key=key)
+    return None if angle is None else (angle, angle)
+
+
+def _number(value, path, problems, *, integer=False, choices=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        kind = "an integer" if integer else "a finite number"
+        problems.add(path, f"{value!r} is not {kind}")
+        return None
+    if integer and int(value) != value:
+        problems.add(path, f"{value!r} is not an integer")
+        return None
+    if choices is not None and value not in choices:
+        problems.add(path, f"{value!r} is not accepted; choose one of {list(choices)}")
+        return None
+    return int(value) if integer else float(value)
+
+
+def _choice(value, path, problems, choices):
+    if not isinstance(value, str) or value.lower() not in choices:
+        problems.add(path, f"{value!r} is not accepted; choose one of {list(choices)}")
+        return None
+    return value.lower()
+
+
+def _text(value, path, problems):
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        problems.add(path, f"{value!r}: expected a non-empty string")
+        return None
+    return str(value)
+
+
+def _section(raw, name, path, problems):
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(path, f"expected a mapping with keys {', '.join(_KEYS[name])}, got {type(raw).__name__}")
+        return {}
+    _unknown_keys(raw, name, path, problems)
+    return raw
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _geometry(raw, problems):
+    g = _section(raw, "geometry", "geometry", problems)
+    if not g:
+        return None
+    out = {"proj": "CAR", "frame": "icrs", "skydir": None, "skydir_frame": None,
+           "width": None, "npix": None, "binsz": None}
+    if "frame" in g:
+        out["frame"] = _choice(g["frame"], "geometry.frame", problems, _FRAMES)
+    if "skydir_frame" in g:
+        out["skydir_frame"] = _choice(g["skydir_frame"], "geometry.skydir_frame", problems, _FRAMES)
+    if "proj" in g:
+        proj = _text(g["proj"], "geometry.proj", problems)
+        if proj is not None and not re.fullmatch(r"[A-Z]{3}", proj.upper()):
+            problems.add("geometry.proj", f"{proj!r} is not a 3-letter WCS projection code (CAR, TAN, AIT, ...)")
+        out["proj"] = None if proj is None else proj.upper()
+    if "skydir" in g:
+        sky = g["skydir"]
+        if isinstance(sky, str):
+            sky = sky.replace(",", " ").split()
+        if not isinstance(sky, (list, tuple)) or len(sky) != 2:
+            problems.add("geometry.skydir", f"{g['skydir']!r}: give [lon, lat] in deg")
+        else:
+            lon = _angle(sky[0], "geometry.skydir[0]", problems)
+            lat = _angle_signed(sky[1], "geometry.skydir[1]", problems)
+            if lat is not None and abs(lat) > 90:
+                problems.add("geometry.skydir[1]", f"latitude {lat} is outside [-90, 90] deg")
+            out["skydir"] = None if lon is None or lat is None else (lon % 360.0, lat)
+    if "width" in g:
+        out["width"] = _angle_pair(g["width"], "geometry.width", problems, key="width")
+    if "npix" in g:
+        npix = g["npix"] if isinstance(g["npix"], (list, tuple)) else [g["npix"], g["npix"]]
+        vals = [_number(v, f"geometry.npix[{i}]", problems, integer=True) for i, v in enumerate(npix[:2])]
+        if len(npix) != 2 or None in vals or min(vals) < 1:
+            problems.add("geometry.npix", f"{g['npix']!r}: give a positive integer or [nx, ny]")
+        else:
+            out["npix"] = tuple(vals)
+    if "binsz" in g:
+        out["binsz"] = _angle_pair(g["binsz"], "geometry.binsz", problems, key="binsz")
+    return out
+
+
+def _angle_signed(value, path, problems):
+    try:
+        return parse_angle(value, path, allow_negative=True)
+    except ValueError:
+        problems.add(path, f"{value!r} is not an angle; give a number in deg")
+        return None
+
+
+def _regions(raw, problems):
+    if raw is None:
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        path = f"regions[{i}]" if isinstance(raw, list) else "regions"
+        text = _text(item, path, problems)
+        if text is not None:
+            out.append(text)
+    return out
+
+
+def _catalogs(raw, problems):
+    from .catalog import DEFAULT_FILES, FORMATS, _ALIASES  # noqa: PLC0415
+
+    if raw is None:
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        path = f"catalogs[{i}]"
+        if isinstance(item, str):
+            item = {"name": item}
+        c = _section(item, "catalogs", path, problems)
+        spec = {"name": None, "file": None, "format": None, "radius": None, "psf": None,
+                "scale": None, "min_radius": None}
+        for key in ("name", "format"):
+            if key in c:
+                value = _text(c[key], f"{path}.{key}", problems)
+                if value is not None:
+                    value = _ALIASES.get(value.strip().lower(), value.strip().lower())
+                    known = DEFAULT_FILES if key == "name" else FORMATS
+                    if value not in known:
+                        problems.add(f"{path}.{key}", f"unknown catalog {value!r}; known: {', '.join(known)}")
+                        value = None
+                spec[key] = value
+        if "file" in c:
+            spec["file"] = _text(c["file"], f"{path}.file", problems)
+        if not c.get("name") and not c.get("file"):
+            problems.add(path, "give name (a catalog in $GAMMAPY_DATA) or file (a catalog file)")
+        for key in ("radius", "psf", "min_radius"):
+            if key in c:
+                spec[key] = _angle(c[key], f"{path}.{key}", problems, positive=key == "radius", key=key)
+        if "scale" in c:
+            scale = c["scale"]
+            if isinstance(scale, dict):
+                spec["scale"] = {k: _number(v, f"{path}.scale.{k}", problems) for k, v in scale.items()}
+            else:
+                spec["scale"] = _number(scale, f"{path}.scale", problems)
+        if spec["radius"] is not None and (c.get("psf") is not None or c.get("scale") is not None):
+            problems.add(f"{path}.radius", "radius gives every source a fixed circle; drop psf and scale, "
+                         "or drop radius to use the morphology rule")
+        out.append(spec)
+    return out
+
+
+def _significance(raw, problems):
+    s = _section(raw, "significance", "significance", problems)
+    if not s:
+        return None
+    out = {"dataset": None, "counts": None, "background": None, "correlation_radius": 0.1,
+           "threshold": 5.0, "low": None, "nan": "keep", "connectivity": 1, "dilation": 0.0,
+           "dtype": "float64"}
+    for key in ("dataset", "counts", "background"):
+        if key in s and s[key] is not None:
+            out[key] = _text(s[key], f"significance.{key}", problems)
+    if "correlation_radius" in s:
+        out["correlation_radius"] = _angle(s["correlation_radius"], "significance.correlation_radius",
+                                           problems, positive=True)
+    if "dilation" in s:
+        out["dilation"] = _angle(s["dilation"], "significance.dilation", problems)
+    for key in ("threshold", "low"):
+        if key in s and s[key] is not None:
+            out[key] = _number(s[key], f"significance.{key}", problems)
+    if "nan" in s:
+        out["nan"] = _choice(s["nan"], "significance.nan", problems, ("keep", "exclude", "raise"))
+    if "connectivity" in s:
+        out["connectivity"] = _number(s["connectivity"], "significance.connectivity", problems,
+                                      integer=True, choices=(1, 2))
+    if "dtype" in s:
+        out["dtype"] = _choice(s["dtype"], "significance.dtype", problems, ("float64", "float32"))
+    if out["low"] is not None and out["threshold"] is not None and out["low"] > out["threshold"]:
+        problems.add("significance.low", f"low ({out['low']:g}) must not be above threshold "
+                     f"({out['threshold']:g})")
+    return out
+
+
+def _output(raw, problems):
+    o = _section(raw, "output", "output", problems)
+    out = {"mask": None, "sqrt_ts": None, "significance_mask": None}
+    for key in out:
+        if o.get(key) is not None:
+            out[key] = _text(o[key], f"output.{key}", problems)
+            if out[key] is not None and not re.search(r"\.fits(\.gz)?$", out[key], re.I):
+                problems.add(f"output.{key}", f"{out[key]!r} must end in .fits or .fits.gz")
+    if out["mask"] is None:
+        problems.add("output.mask", "missing: give the mask file, e.g. mask: \"{name}_mask.fits\"")
+    return out
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass
+class FieldJob:
+    """One field, fully resolved: absolute paths, geometry parameters, the steps.
+
+    A plain picklable record (dask ships it to workers); ``job_hash`` identifies
+    its result so that a finished field can be recognised and skipped.
+    """
+
+    name: str
+    backend: str | None
+    geometry: dict | None
+    regions: list
+    catalogs: list
+    significance: dict | None
+    dilation: float
+    outputs: dict
+    shape: tuple | None = None  # (ny, nx) of the mask, when known before running
+    job_hash: str = ""
+
+    @property
+    def manifest(self) -> Path:
+        """The JSON written last, after every output: it marks the field complete."""
+        mask = Path(self.outputs["mask"])
+        stem = re.sub(r"\.fits(\.gz)?$", "", mask.name, flags=re.I)
+        return mask.with_name(f"{stem}.json")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class MaskConfig:
+    """A validated mask config.
+
+    Parameters
+    ----------
+    raw : dict
+        The config mapping (see the module docstring).
+    base_dir : path, optional
+        Folder that relative paths are relative to (default: the working directory).
+    source : str, optional
+        Where the config came from, for messages.
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem with its key path.
+    """
+
+    def __init__(self, raw, base_dir=None, source=None):
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError([("", f"a config is a mapping of sections, got {type(raw).__name__}")], source)
+        self.raw = copy.deepcopy(raw)
+        self.base_dir = Path(base_dir or os.getcwd()).resolve()
+        self.source = source
+        problems = _Problems()
+        _unknown_keys(raw, "", "", problems)
+        self.spec = _validate(raw, problems)
+        if problems.items:
+            raise ConfigError(problems.items, source)
+
+    @classmethod
+    def read(cls, path, overrides=None) -> MaskConfig:
+        """Read a YAML config; ``overrides`` (a nested dict) replace its keys."""
+        path = Path(os.path.expandvars(os.fspath(path))).expanduser().resolve()
+        raw = load_yaml(path)
+        if overrides:
+            raw = merge(raw if isinstance(raw, dict) else {}, overrides)
+        return cls(raw, base_dir=path.parent, source=str(path))
+
+    def field_job(self, name="field", values=None, base_dir=None, key_prefix="") -> FieldJob:
+        """Resolve the config for one field.
+
+        Parameters
+        ----------
+        name : str
+            Field name, available as ``{name}`` in strings.
+        values : dict, optional
+            More ``{key}`` values of the field.
+        base_dir : path, optional
+            Folder for the field's own relative paths (already in ``values``).
+        key_prefix : str
+            Prefix of key paths in messages (``fields[3].``).
+
+        Raises
+        ------
+        ConfigError
+            Unresolvable ``{keys}``, missing input files, no way to get a geometry,
+            a geometry too large for the backend's memory.
+        """
+        problems = _Problems()
+        variables = {"name": name, **{k: v for k, v in (values or {}).items() if v is not None}}
+        spec = copy.deepcopy(self.spec)
+
+        def sub(value, path):
+            return _substitute(value, variables, _join(key_prefix, path), problems)
+
+        def resolve(value, path, base=self.base_dir):
+            value = sub(value, path)
+            if value is None:
+                return None
+            p = Path(os.path.expandvars(value)).expanduser()
+            return str(p if p.is_absolute() else (Path(base) / p).resolve())
+
+        regions = []
+        for i, item in enumerate(spec["regions"]):
+            text = sub(item, f"regions[{i}]")
+            if text is None:
+                continue
+            if "(" in text or "\n" in text:
+                regions.append(text)
+            else:
+                path = resolve(item, f"regions[{i}]")
+                if not Path(path).is_file():
+                    problems.add(_join(key_prefix, f"regions[{i}]"),
+                                 f"region file not found: {path} (ds9 text needs a shape, e.g. 'icrs;circle(...)')")
+                regions.append(path)
+        catalogs = []
+        for i, cat in enumerate(spec["catalogs"]):
+            if cat["file"] is not None:
+                cat["file"] = resolve(cat["file"], f"catalogs[{i}].file")
+                if cat["file"] and not Path(cat["file"]).is_file():
+                    problems.add(_join(key_prefix, f"catalogs[{i}].file"), f"catalog file not found: {cat['file']}")
+            else:
+                cat["file"] = _default_catalog_file(cat["name"], _join(key_prefix, f"catalogs[{i}].name"), problems)
+            catalogs.append(cat)
+        sig = spec["significance"]
+        if sig is not None:
+            _check_inputs(sig, key_prefix, problems)
+            for key in ("dataset", "counts", "background"):
+                if sig[key] is not None:
+                    sig[key] = resolve(sig[key], f"significance.{key}")
+                    if sig[key] and not Path(sig[key]).is_file():
+                        problems.add(_join(key_prefix, f"significance.{key}"), f"file not found: {sig[key]}")
+        outputs = {}
+        for key, value in spec["output"].items():
+            if value is not None:
+                outputs[key] = resolve(value, f"output.{key}")
+                if outputs[key] and not Path(outputs[key]).parent.is_dir():
+                    problems.add(_join(key_prefix, f"output.{key}"),
+                                 f"folder {Path(outputs[key]).parent} does not exist; create it first")
+        if len(set(outputs.values())) != len(outputs):
+            problems.add(_join(key_prefix, "output"), "two outputs have the same file name")
+        geometry = spec["geometry"]
+        if geometry is not None:
+            _check_geometry(geometry, sig, key_prefix, problems)
+        elif sig is None:
+            problems.add(_join(key_prefix, "geometry"),
+                         "missing: give geometry (skydir, width, binsz) or significance inputs to take it from")
+        job = FieldJob(
+            name=str(name), backend=spec["backend"], geometry=geometry, regions=regions,
+            catalogs=catalogs, significance=sig, dilation=spec["dilation"] or 0.0, outputs=outputs,
+        )
+        if not problems.items:
+            job.shape = _check_size(job, key_prefix, problems)
+        if problems.items:
+            raise ConfigError(problems.items, self.source)
+        job.job_hash = _hash(job)
+        return job
+
+
+def _validate(raw, problems) -> dict:
+    from .backend import BACKEND_NAMES  # noqa: PLC0415
+
+    spec = {"backend": None}
+    if raw.get("backend") is not None:
+        spec["backend"] = _choice(raw["backend"], "backend", problems, (*BACKEND_NAMES, "auto"))
+        if spec["backend"] == "auto":
+            spec["backend"] = None
+    spec["geometry"] = _geometry(raw.get("geometry"), problems)
+    spec["regions"] = _regions(raw.get("regions"), problems)
+    spec["catalogs"] = _catalogs(raw.get("catalogs"), problems)
+    spec["significance"] = _significance(raw.get("significance"), problems)
+    spec["dilation"] = _angle(raw["dilation"], "dilation", problems) if "dilation" in raw else 0.0
+    spec["output"] = _output(raw.get("output"), problems)
+    if spec["significance"] is None and spec["output"].get("sqrt_ts"):
+        problems.add("output.sqrt_ts", "needs a significance section")
+    if spec["significance"] is None and spec["output"].get("significance_mask"):
+        problems.add("output.significance_mask", "needs a significance section")
+    return spec
+
+
+def _check_inputs(sig, prefix, problems):
+    has_dataset = sig["dataset"] is not None
+    if has_dataset and (sig["counts"] is not None or sig["background"] is not None):
+        problems.add(_join(prefix, "significance.dataset"),
+                     "give either dataset or counts + background, not both")
+    elif not has_dataset and (sig["counts"] is None or sig["background"] is None):
+        missing = "counts" if sig["counts"] is None else "background"
+        problems.add(_join(prefix, f"significance.{missing}"),
+                     "missing: give a dataset file, or both counts and background map files")
+
+
+def _check_geometry(geometry, sig, prefix, problems):
+    if geometry["binsz"] is None:
+        problems.add(_join(prefix, "geometry.binsz"), "missing: give the pixel size, e.g. binsz: 0.02 deg")
+    if geometry["width"] is None and geometry["npix"] is None:
+        problems.add(_join(prefix, "geometry.width"), "missing: give width (e.g. '5 deg') or npix")
+    if geometry["skydir"] is None:
+        problems.add(_join(prefix, "geometry.skydir"), "missing: give the map centre [lon, lat] in deg")
+
+
+def _default_catalog_file(name, path, problems):
+    from .catalog import DEFAULT_FILES  # noqa: PLC0415
+
+    if name is None:
+        return None
+    root = os.environ.get("GAMMAPY_DATA")
+    if not root:
+        problems.add(path, f"catalog {name!r} is looked up in $GAMMAPY_DATA, which is not set; "
+                     "set it or give file: with the catalog file")
+        return None
+    file = Path(root).expanduser() / "catalogs" / DEFAULT_FILES[name]
+    if not file.is_file():
+        problems.add(path, f"catalog {name!r}: {file} does not exist; give file: with the catalog file")
+        return None
+    return str(file)
+
+
+def _substitute(value, variables, path, problems):
+    if value is None or "{" not in value:
+        return value
+    try:
+        keys = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+    except ValueError as exc:
+        problems.add(path, f"{value!r}: bad {{placeholder}} ({exc})")
+        return None
+    missing = sorted({k for k in keys if k not in variables})
+    if missing:
+        problems.add(path, f"{value!r} uses {', '.join('{' + k + '}' for k in missing)}, which the field "
+                     f"does not define (it has {', '.join(sorted(variables))})")
+        return None
+    return value.format(**{k: str(v) for k, v in variables.items()})
+
+
+def _check_size(job, prefix, problems):
+    """The mask shape, and a problem when the working set exceeds the backend's memory."""
+    from .backend import memory_available, resolve_backend  # noqa: PLC0415
+
+    shape, n_energy = _planned_shape(job, prefix, problems)
+    if shape is None:
+        return None
+    npix = shape[0] * shape[1]
+    per_pixel = _BYTES_PER_PIXEL
+    if job.significance is not None:
+        per_pixel += _BYTES_PER_PIXEL_SIGNIFICANCE + _BYTES_PER_PIXEL_ENERGY_BIN * n_energy
+    need = npix * per_pixel
+    try:
+        be = resolve_backend(job.backend)
+    except Exception as exc:  # noqa: BLE001 - reported as a config problem
+        problems.add(_join(prefix, "backend"), str(exc))
+        return shape
+    available = memory_available(be)
+    if available is not None and need > available:
+        key = "geometry" if job.geometry is not None else "significance"
+        problems.add(
+            _join(prefix, key),
+            f"{shape[1]} x {shape[0]} px need about {_gib(need)} on the {be.name} backend, which has "
+            f"{_gib(available)} free; use a larger geometry.binsz or a smaller geometry.width, or split "
+            "the field into several (gpumask batch)",
+        )
+    return shape
+
+
+def _planned_shape(job, prefix, problems):
+    g = job.geometry
+    if g is not None:
+        if g["npix"] is not None:
+            return (g["npix"][1], g["npix"][0]), 1
+        nx, ny = (max(1, int(round(w / b))) for w, b in zip(g["width"], g["binsz"]))
+        return (ny, nx), 1
+    sig = job.significance
+    path = sig["dataset"] or sig["counts"]
+    try:
+        shape = _fits_image_shape(path, "COUNTS" if sig["dataset"] else None)
+    except Exception as exc:  # noqa: BLE001 - reported as a config problem
+        key = "dataset" if sig["dataset"] else "counts"
+        problems.add(_join(prefix, f"significance.{key}"), f"cannot read the map shape of {path}: {exc}")
+        return None, 1
+    n_energy = math.prod(shape[:-2]) if len(shape) > 2 else 1
+    return tuple(shape[-2:]), n_energy
+
+
+def _fits_image_shape(path, hdu):
+    from astropy.io import fits  # noqa: PLC0415
+
+    with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+        if hdu is not None:
+            return tuple(hdul[hdu].shape)
+        for h in hdul:
+            if h.is_image and h.header.get("NAXIS", 0) >= 2:
+                return tuple(h.shape)
+    raise ValueError("no image HDU")
+
+
+def _gib(n):
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
+
+
+def _hash(job: FieldJob) -> str:
+    """sha256 of what determines the field's result (not the backend)."""
+    content = job.as_dict()
+    content.pop("job_hash")
+    content.pop("backend")
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` applied key by key (nested mappings merged)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

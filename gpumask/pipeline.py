@@ -1,0 +1,399 @@
+"""Run resolved mask jobs (:class:`~gpumask.config.FieldJob`): one field, or many
+with their FFT and morphology steps stacked.
+
+For every field: its geometry (from the config or from its input maps), the
+region and catalog exclusions (:func:`gpumask.exclusion_mask`), the significance
+exclusion (``ExcessMapEstimator`` -> ``sqrt_ts`` -> threshold/hysteresis ->
+dilation) and the final dilation; the outputs are written atomically and a JSON
+manifest last, which marks the field complete.
+
+Stacking: fields whose significance inputs have the same shape and pixel size go
+through one batched FFT (:meth:`ExcessMapEstimator.run_many`) and one morphology
+call on a ``(n, ny, nx)`` stack, so small maps fill the GPU.  Results are those of
+the fields run one by one.  Data stays on the device until the FITS writing.
+
+Resuming: :func:`field_state` tells whether a field is complete (a manifest with
+the same job hash whose outputs are intact), to do, or in conflict with files it
+must not overwrite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import hashlib
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .backend import count_transfers, resolve_backend, to_host
+from .io import atomic_write_bytes
+
+__all__ = ["FieldOutcome", "field_state", "run_jobs", "run_job"]
+
+# default budget of one stack (numpy); on a GPU, a quarter of the free memory
+DEFAULT_STACK_BYTES = 256 * 2**20
+_OUTPUT_ORDER = ("sqrt_ts", "significance_mask", "mask")
+
+
+@dataclasses.dataclass
+class FieldOutcome:
+    """What happened to one field: ``status`` is "done", "skipped" or "failed"."""
+
+    name: str
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    outputs: dict = dataclasses.field(default_factory=dict)
+    stats: dict = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(job):
+    try:
+        return json.loads(Path(job.manifest).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _intact(manifest) -> bool:
+    for entry in manifest.get("outputs", {}).values():
+        path = Path(entry["path"])
+        if not path.is_file() or path.stat().st_size != entry["bytes"] or _sha256(path) != entry["sha256"]:
+            return False
+    return True
+
+
+def _written_by(path):
+    """The job hash in a gpumask output's header (None for other files)."""
+    from astropy.io import fits  # noqa: PLC0415
+
+    try:
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                meta = hdu.header.get("META")
+                if meta:
+                    return json.loads(meta).get("gpumask_job")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def field_state(job, overwrite=False) -> tuple[str, str]:
+    """``("complete", "")``, ``("todo", reason)`` or ``("conflict", reason)``.
+
+    Complete: the manifest has this job's hash and every output it lists is
+    intact (size and sha256).  Conflict (without ``overwrite``): outputs exist
+    that another config wrote, or files gpumask did not write.  Outputs of this
+    same job without a manifest (a run killed between two writes) are to do.
+    """
+    manifest = _read_manifest(job)
+    if manifest is not None and manifest.get("job_hash") == job.job_hash and _intact(manifest):
+        return ("todo", "--overwrite") if overwrite else ("complete", "")
+    existing = [p for p in [*job.outputs.values(), str(job.manifest)] if Path(p).exists()]
+    if not existing or overwrite:
+        return "todo", "outputs exist, --overwrite" if existing else "new"
+    if manifest is not None and manifest.get("job_hash") != job.job_hash:
+        return "conflict", (
+            f"{job.manifest} was written by another config (job {manifest.get('job_hash')}, now "
+            f"{job.job_hash}); pass --overwrite to rebuild or change output.mask")
+    foreign = [p for p in existing if p != str(job.manifest) and _written_by(p) != job.job_hash]
+    if foreign:
+        return "conflict", f"{foreign[0]} exists and was not written by this job; pass --overwrite to replace it"
+    return "todo", "incomplete earlier run"
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@functools.lru_cache(maxsize=32)
+def _catalog(path, fmt, mtime_ns):
+    from .catalog import SourceCatalog  # noqa: PLC0415
+
+    return SourceCatalog.read(path, format=fmt)
+
+
+def _geometry(spec):
+    from astropy.coordinates import SkyCoord  # noqa: PLC0415
+
+    from .geom import WcsGeom  # noqa: PLC0415
+
+    lon, lat = spec["skydir"]
+    skydir = SkyCoord(lon, lat, unit="deg", frame=spec["skydir_frame"] or spec["frame"])
+    kwargs = {"npix": spec["npix"]} if spec["npix"] is not None else {"width": spec["width"]}
+    return WcsGeom.create(skydir=skydir, binsz=spec["binsz"], frame=spec["frame"], proj=spec["proj"], **kwargs)
+
+
+def _dataset(sig, be):
+    from .datasets import MapDataset, read_dataset  # noqa: PLC0415
+    from .io import read_map  # noqa: PLC0415
+
+    if sig["dataset"] is not None:
+        return read_dataset(sig["dataset"], backend=be)
+    counts = read_map(sig["counts"], backend=be)
+    background = read_map(sig["background"], backend=be)
+    if background.geom != counts.geom:
+        raise ValueError(f"{sig['background']}: background geometry differs from the counts map {sig['counts']}")
+    return MapDataset(counts, background=background)
+
+
+class _Field:
+    """A job with its inputs loaded on the device and its intermediate maps."""
+
+    def __init__(self, job, be):
+        self.job = job
+        self.t0 = time.perf_counter()
+        self.dataset = None if job.significance is None else _dataset(job.significance, be)
+        if job.geometry is not None:
+            self.geom = _geometry(job.geometry)
+        else:
+            self.geom = self.dataset.counts.geom.to_image()
+        self.sqrt_ts = None
+        self.significance_mask = None
+
+    def stack_key(self):
+        if self.dataset is None:
+            return None
+        geom = self.dataset.counts.geom
+        return geom.data_shape, tuple(np.round(geom.pixel_scales.deg, 12))
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def _significance(fields, be, max_stack_bytes):
+    """sqrt_ts and the significance exclusion of fields sharing a stack key."""
+    from .estimators import ExcessMapEstimator  # noqa: PLC0415
+    from .maps import Map  # noqa: PLC0415
+    from .morphology import _erode_data, _make_footprint, exclusion_from_significance  # noqa: PLC0415
+
+    sig = fields[0].job.significance
+    estimator = ExcessMapEstimator(f"{sig['correlation_radius']} deg", dtype=np.dtype(sig["dtype"]))
+    results = estimator.run_many([f.dataset for f in fields], max_batch_bytes=max_stack_bytes)
+    xp = be.xp
+    maps = []
+    for res in results:
+        m = res["sqrt_ts"]
+        if m.data.ndim == 3 and m.data.shape[0] == 1:  # one energy group
+            m = Map.from_geom(m.geom.to_image(), data=m.data[0])
+        maps.append(m)
+    stack = xp.stack([m.data for m in maps])
+    usable = exclusion_from_significance(
+        stack, sig["threshold"], low=sig["low"], nan=sig["nan"], connectivity=sig["connectivity"]
+    )
+    if sig["dilation"]:
+        fp = _make_footprint(f"{sig['dilation']} deg", "disk", maps[0].geom, False, "dilation")
+        usable = _erode_data(be, usable, fp, True)
+    for i, (field, m) in enumerate(zip(fields, maps)):
+        field.sqrt_ts = m
+        mask = Map.from_geom(m.geom, data=usable[i])
+        if mask.geom != field.geom:
+            mask = mask.interp_to_geom(field.geom, method="nearest", fill_value=True)
+        field.significance_mask = mask
+        field.dataset = None  # free the inputs
+
+
+def _exclusion(field, be):
+    """Regions, catalogs and significance combined (True = usable), then dilated."""
+    from .catalog_mask import exclusion_mask  # noqa: PLC0415
+    from .maps import Map  # noqa: PLC0415
+    from .morphology import binary_erode  # noqa: PLC0415
+
+    job, geom = field.job, field.geom
+    mask = None
+    if job.regions:
+        mask = geom.region_mask(job.regions, inside=False, backend=be)
+    for cat in job.catalogs:
+        catalog = _catalog(cat["file"], cat["format"], os.stat(cat["file"]).st_mtime_ns)
+        rule = {k: cat[k] for k in ("radius", "psf", "scale", "min_radius") if cat[k] is not None}
+        for key in ("radius", "psf", "min_radius"):
+            if key in rule:
+                rule[key] = f"{rule[key]} deg"
+        part = exclusion_mask(geom, catalog, backend=be, **rule)
+        mask = part if mask is None else mask & part
+    if field.significance_mask is not None:
+        mask = field.significance_mask if mask is None else mask & field.significance_mask
+    if mask is None:
+        mask = Map.from_geom(geom, data=be.xp.ones(geom.data_shape, dtype=bool))
+    if job.dilation:
+        mask = binary_erode(mask, f"{job.dilation} deg")
+    return mask
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _write(field, mask, be, transfers):
+    from .maps import Map  # noqa: PLC0415
+
+    job = field.job
+    meta = {"gpumask_field": job.name, "gpumask_job": job.job_hash}
+    maps = {"mask": mask, "significance_mask": field.significance_mask, "sqrt_ts": field.sqrt_ts}
+    written = {}
+    for key in _OUTPUT_ORDER:  # the mask last: with it present, only the manifest is missing
+        path = job.outputs.get(key)
+        if path is None:
+            continue
+        src = maps[key]
+        m = Map(src.geom, src.data, unit=src.unit, meta={**src.meta, **meta})
+        m.write(path, overwrite=True)
+        written[key] = {"path": path, "bytes": Path(path).stat().st_size, "sha256": _sha256(path)}
+    n_excluded = int(to_host(be.xp.count_nonzero(~mask.data)))
+    stats = {
+        "shape": list(mask.geom.data_shape),
+        "excluded_pixels": n_excluded,
+        "excluded_fraction": n_excluded / mask.data.size,
+        "host_copies_before_writing": transfers,
+    }
+    seconds = time.perf_counter() - field.t0
+    manifest = {
+        "name": job.name,
+        "job_hash": job.job_hash,
+        "backend": be.name,
+        "outputs": written,
+        **stats,
+        "seconds": round(seconds, 4),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    from . import __version__  # noqa: PLC0415
+
+    manifest["gpumask_version"] = __version__
+    atomic_write_bytes(job.manifest, json.dumps(manifest, indent=2).encode(), overwrite=True)
+    return FieldOutcome(job.name, "done", round(seconds, 4), outputs={k: v["path"] for k, v in written.items()},
+                        stats=stats)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _failed(job, exc, t0):
+    return FieldOutcome(job.name, "failed", round(time.perf_counter() - t0, 4),
+                        error=f"{type(exc).__name__}: {exc}",
+                        stats={"traceback": traceback.format_exc(limit=6)})
+
+
+def _finish(field, be, transfers_before):
+    """Combine, count host copies so far, write."""
+    with count_transfers() as transfers:
+        mask = _exclusion(field, be)
+    return _write(field, mask, be, transfers_before + transfers.calls)
+
+
+def _run_group(fields, be, max_stack_bytes):
+    """Fields sharing a stack key, one outcome at a time as each field is written;
+    falls back to one by one if the stacked step fails."""
+    needs_significance = fields[0].dataset is not None
+    stacked_ok = True
+    with count_transfers() as transfers:
+        if needs_significance:
+            try:
+                _significance(fields, be, max_stack_bytes)
+            except Exception:  # noqa: BLE001 - redo one by one so the error lands on its field
+                stacked_ok = False
+    for field in fields:
+        try:
+            extra = 0
+            if not stacked_ok:
+                with count_transfers() as single:
+                    _significance([field], be, max_stack_bytes)
+                extra = single.calls
+            outcome = _finish(field, be, transfers.calls // max(len(fields), 1) + extra)
+        except Exception as exc:  # noqa: BLE001 - one field's failure must not stop the others
+            outcome = _failed(field.job, exc, field.t0)
+        yield outcome
+
+
+def run_jobs(jobs, *, overwrite=False, stack=True, max_stack_bytes=None, backend=None, on_outcome=None):
+    """Run mask jobs in one process; returns one :class:`FieldOutcome` per job.
+
+    Parameters
+    ----------
+    jobs : list of FieldJob
+    overwrite : bool
+        Rebuild complete fields and replace files in the way.
+    stack : bool
+        Stack the significance steps of fields with equal input shapes (default).
+    max_stack_bytes : int, optional
+        Budget of one stacked FFT (default: 256 MiB on NumPy, a quarter of the
+        free device memory on CuPy).
+    backend : str, optional
+        Overrides the jobs' backend.
+    on_outcome : callable, optional
+        Called with each outcome as soon as it is known (progress reporting).
+    """
+    from .backend import memory_available  # noqa: PLC0415
+
+    outcomes = {}
+
+    def report(outcome):
+        outcomes[outcome.name] = outcome
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    todo = []
+    for job in jobs:
+        state, why = field_state(job, overwrite)
+        if state == "complete":
+            report(FieldOutcome(job.name, "skipped", stats={"reason": "complete"}))
+        elif state == "conflict":
+            report(FieldOutcome(job.name, "failed", error=f"FileExistsError: {why}"))
+        else:
+            todo.append(job)
+    groups = {}
+    for job in todo:
+        t0 = time.perf_counter()
+        try:
+            be = resolve_backend(backend or job.backend)
+            if max_stack_bytes is None:
+                budget = DEFAULT_STACK_BYTES if be.name == "numpy" else (memory_available(be) or 0) // 4
+            else:
+                budget = max_stack_bytes
+            with count_transfers() as loading:
+                field = _Field(job, be)
+            field.transfers = loading.calls
+        except Exception as exc:  # noqa: BLE001
+            report(_failed(job, exc, t0))
+            continue
+        key = field.stack_key()
+        if key is None or not stack:
+            key = ("single", job.name)
+        group = groups.setdefault((be.name, key), ([], be, budget))[0]
+        group.append(field)
+        if key[0] == "single" or _group_full(group, budget):
+            for outcome in _run_group(*groups.pop((be.name, key))):
+                report(outcome)
+    for group in groups.values():
+        for outcome in _run_group(*group):
+            report(outcome)
+    return [outcomes[job.name] for job in jobs]
+
+
+def _group_full(group, budget):
+    """A stack is run once its inputs reach a quarter of the budget (the FFT and
+    the maps need the rest)."""
+    first = group[0].dataset.counts
+    per_field = 4 * first.data.size * 8
+    return len(group) * per_field >= budget // 4
+
+
+def run_job(job, *, overwrite=False, backend=None) -> FieldOutcome:
+    """Run one job (see :func:`run_jobs`)."""
+    return run_jobs([job], overwrite=overwrite, stack=False, backend=backend)[0]
