@@ -25,6 +25,12 @@ print(f"wheel ships {len(sources)} kernel sources: {', '.join(sources)}")
 PY
 "$py" -m pip install --quiet "$wheel"
 cd "$work"
+# README's first command on the bare install (no test extras, no matplotlib)
+"$work/venv/bin/gpumask" demo --out "$work/demo" --backend numpy >"$work/demo.log" || { cat "$work/demo.log"; exit 1; }
+for f in exclusion_mask.fits significance_mask.fits combined_mask.fits summary.json preview.png; do
+    test -s "$work/demo/$f" || { echo "gpumask demo did not write $f"; cat "$work/demo.log"; exit 1; }
+done
+echo "gpumask demo ran from the bare wheel install"
 "$py" - <<'PY'
 import gpumask._kernels as k, pathlib, sys
 d = k.kernel_dir()
