@@ -4,7 +4,7 @@
 central part, as ``scipy.signal.fftconvolve(mode="same")``), over the last two
 axes and batched over any leading axes (energy planes, stacks of maps) in one
 real FFT of a fast length.  It runs where the data is: ``scipy.fft`` with worker
-threads on the CPU, cuFFT through ``cupyx.scipy.fft`` on the GPU.
+threads on the CPU (:func:`fft_threads`), cuFFT through ``cupyx.scipy.fft`` on the GPU.
 
 The transform of a kernel is cached per (kernel, FFT shape, dtype, backend and
 device), so iterations and many fields of one shape pay for one kernel FFT.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 from collections import OrderedDict
 
@@ -94,15 +95,30 @@ def _kernel_transform(kernel, fft_shape, dtype, be):
     return transform
 
 
+def fft_threads() -> int:
+    """Threads of a NumPy FFT: ``GPUMASK_FFT_THREADS``, else ``OMP_NUM_THREADS``
+    (dask workers set it to 1, so W workers do not run W x cores threads), else
+    every core (-1)."""
+    for var in ("GPUMASK_FFT_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            try:
+                n = int(value)
+            except ValueError:
+                raise ValueError(f"{var}={value!r} is not an integer number of threads") from None
+            return n if n >= 1 else -1
+    return -1
+
+
 def _rfft2(be, array, shape):
     if be.name == "numpy":
-        return be.fft.rfft2(array, s=shape, axes=(-2, -1), workers=-1)
+        return be.fft.rfft2(array, s=shape, axes=(-2, -1), workers=fft_threads())
     return be.fft.rfft2(array, s=shape, axes=(-2, -1))
 
 
 def _irfft2(be, array, shape):
     if be.name == "numpy":
-        return be.fft.irfft2(array, s=shape, axes=(-2, -1), workers=-1)
+        return be.fft.irfft2(array, s=shape, axes=(-2, -1), workers=fft_threads())
     return be.fft.irfft2(array, s=shape, axes=(-2, -1))
 
 

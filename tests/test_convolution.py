@@ -231,3 +231,20 @@ def test_convolver_checks_its_kernels(rng):
     with pytest.raises(ValueError, match="float64 or float32"):
         cv.Convolver(rng.normal(size=(20, 20)), (5, 5), dtype=np.int32)
     assert conv.plane_bytes(3) == 3 * conv.plane_bytes(1) > 0
+
+
+def test_fft_threads_follow_the_environment(monkeypatch):
+    """NumPy FFT threads: GPUMASK_FFT_THREADS, else OMP_NUM_THREADS (set to 1 in dask
+    workers), else every core."""
+    from gpumask.convolution import fft_threads
+
+    monkeypatch.delenv("GPUMASK_FFT_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert fft_threads() == -1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert fft_threads() == 1
+    monkeypatch.setenv("GPUMASK_FFT_THREADS", "3")
+    assert fft_threads() == 3
+    monkeypatch.setenv("GPUMASK_FFT_THREADS", "many")
+    with pytest.raises(ValueError, match="GPUMASK_FFT_THREADS='many'"):
+        fft_threads()
