@@ -21,8 +21,8 @@ folder.  Every field is validated before any work (:func:`plan`).
 
 Executors (:func:`run_batch`):
 
-* ``local``: one process, one device; fields of equal shapes go through the
-  FFT/morphology steps as stacks (:func:`gpumask.pipeline.run_jobs`);
+* ``local``: one process, one device; on a GPU, fields of equal shapes go
+  through the FFT/morphology steps as stacks (:func:`gpumask.pipeline.run_jobs`);
 * ``dask``: tasks of up to ``chunk`` fields on a dask.distributed cluster, an
   existing scheduler or a local one (``LocalCUDACluster``, one worker per GPU,
   when dask-cuda is installed and GPUs are visible; else a ``LocalCluster`` of
@@ -327,10 +327,10 @@ def make_client(scheduler=None, workers=None):
 
 
 def _chunks(jobs, chunk):
-    """Runs of up to ``chunk`` jobs of equal planned shape (so they stack)."""
+    """Runs of up to ``chunk`` jobs of equal input shape (so they can stack)."""
     by_shape = {}
     for job in jobs:
-        by_shape.setdefault(job.shape, []).append(job)
+        by_shape.setdefault(job.inputs_shape or job.shape, []).append(job)
     out = []
     for group in by_shape.values():
         out.extend(group[k : k + chunk] for k in range(0, len(group), chunk))
@@ -359,7 +359,7 @@ def _run_dask(jobs, client, *, overwrite, backend, chunk, stack, on_outcome):
 
 
 def run_batch(jobs, *, executor="local", overwrite=False, backend=None, scheduler=None, workers=None,
-              chunk=4, stack=True, progress=None, client=None) -> dict:
+              chunk=4, stack=None, progress=None, client=None) -> dict:
     """Run ``jobs`` (from :func:`plan`, already sharded) and return the report.
 
     The report: ``{"executor", "started", "seconds", "counts": {done, skipped,
@@ -369,6 +369,10 @@ def run_batch(jobs, *, executor="local", overwrite=False, backend=None, schedule
         raise BatchError(f"unknown executor {executor!r}; choose local or dask")
     if chunk < 1:
         raise BatchError(f"--chunk must be at least 1, got {chunk}")
+    if client is not None and (scheduler or workers):
+        raise BatchError("give either client= or scheduler=/workers=, not both")
+    if executor == "local" and (scheduler or workers):
+        raise BatchError("--scheduler and --workers need --executor dask")
     progress = progress or Progress(len(jobs))
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()

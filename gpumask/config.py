@@ -364,6 +364,7 @@ class FieldJob:
     dilation: float
     outputs: dict
     shape: tuple | None = None  # (ny, nx) of the mask, when known before running
+    inputs_shape: tuple | None = None  # shape of the significance inputs (from their headers)
     job_hash: str = ""
 
     @property
@@ -590,6 +591,8 @@ def _check_size(job, prefix, problems):
     shape, n_energy = _planned_shape(job, prefix, problems)
     if shape is None:
         return None
+    if job.significance is not None:
+        job.inputs_shape = job.inputs_shape or shape
     npix = shape[0] * shape[1]
     per_pixel = _BYTES_PER_PIXEL
     if job.significance is not None:
@@ -614,12 +617,18 @@ def _check_size(job, prefix, problems):
 
 def _planned_shape(job, prefix, problems):
     g = job.geometry
+    sig = job.significance
     if g is not None:
+        if sig is not None:  # the input maps' shape too (for dask chunks); errors are found later
+            try:
+                job.inputs_shape = _fits_image_shape(sig["dataset"] or sig["counts"],
+                                                     "COUNTS" if sig["dataset"] else None)[-2:]
+            except Exception:  # noqa: BLE001
+                job.inputs_shape = None
         if g["npix"] is not None:
             return (g["npix"][1], g["npix"][0]), 1
         nx, ny = (max(1, int(round(w / b))) for w, b in zip(g["width"], g["binsz"]))
         return (ny, nx), 1
-    sig = job.significance
     path = sig["dataset"] or sig["counts"]
     try:
         shape = _fits_image_shape(path, "COUNTS" if sig["dataset"] else None)
@@ -650,8 +659,8 @@ def _gib(n):
 def _hash(job: FieldJob) -> str:
     """sha256 of what determines the field's result (not the backend)."""
     content = job.as_dict()
-    content.pop("job_hash")
-    content.pop("backend")
+    for key in ("job_hash", "backend", "shape", "inputs_shape"):
+        content.pop(key)
     text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

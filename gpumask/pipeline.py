@@ -104,13 +104,17 @@ def field_state(job, overwrite=False) -> tuple[str, str]:
     intact (size and sha256).  Conflict (without ``overwrite``): outputs exist
     that another config wrote, or files gpumask did not write.  Outputs of this
     same job without a manifest (a run killed between two writes) are to do.
+    The job hash covers the config and the field, not the content of the input
+    files: inputs replaced in place need ``overwrite``.
     """
+    existing = [p for p in [*job.outputs.values(), str(job.manifest)] if Path(p).exists()]
+    if not existing:
+        return "todo", "new"
+    if overwrite:
+        return "todo", "--overwrite"
     manifest = _read_manifest(job)
     if manifest is not None and manifest.get("job_hash") == job.job_hash and _intact(manifest):
-        return ("todo", "--overwrite") if overwrite else ("complete", "")
-    existing = [p for p in [*job.outputs.values(), str(job.manifest)] if Path(p).exists()]
-    if not existing or overwrite:
-        return "todo", "outputs exist, --overwrite" if existing else "new"
+        return "complete", ""
     if manifest is not None and manifest.get("job_hash") != job.job_hash:
         return "conflict", (
             f"{job.manifest} was written by another config (job {manifest.get('job_hash')}, now "
@@ -160,7 +164,7 @@ class _Field:
 
     def __init__(self, job, be):
         self.job = job
-        self.t0 = time.perf_counter()
+        t0 = time.perf_counter()
         self.dataset = None if job.significance is None else _dataset(job.significance, be)
         if job.geometry is not None:
             self.geom = _geometry(job.geometry)
@@ -168,6 +172,8 @@ class _Field:
             self.geom = self.dataset.counts.geom.to_image()
         self.sqrt_ts = None
         self.significance_mask = None
+        self.transfers = 0
+        self.load_seconds = time.perf_counter() - t0
 
     def stack_key(self):
         if self.dataset is None:
@@ -202,13 +208,9 @@ def _significance(fields, be, max_stack_bytes):
     if sig["dilation"]:
         fp = _make_footprint(f"{sig['dilation']} deg", "disk", maps[0].geom, False, "dilation")
         usable = _erode_data(be, usable, fp, True)
-    for i, (field, m) in enumerate(zip(fields, maps)):
-        field.sqrt_ts = m
-        mask = Map.from_geom(m.geom, data=usable[i])
-        if mask.geom != field.geom:
-            mask = mask.interp_to_geom(field.geom, method="nearest", fill_value=True)
-        field.significance_mask = mask
-        field.dataset = None  # free the inputs
+    masks = [Map.from_geom(m.geom, data=usable[i]) for i, m in enumerate(maps)]
+    for field, m, mask in zip(fields, maps, masks):  # nothing here can fail half-way
+        field.sqrt_ts, field.significance_mask, field.dataset = m, mask, None
 
 
 def _exclusion(field, be):
@@ -229,8 +231,11 @@ def _exclusion(field, be):
                 rule[key] = f"{rule[key]} deg"
         part = exclusion_mask(geom, catalog, backend=be, **rule)
         mask = part if mask is None else mask & part
-    if field.significance_mask is not None:
-        mask = field.significance_mask if mask is None else mask & field.significance_mask
+    sig = field.significance_mask
+    if sig is not None:
+        if sig.geom != geom:  # the significance inputs on another geometry
+            sig = sig.interp_to_geom(geom, method="nearest", fill_value=True)
+        mask = sig if mask is None else mask & sig
     if mask is None:
         mask = Map.from_geom(geom, data=be.xp.ones(geom.data_shape, dtype=bool))
     if job.dilation:
@@ -241,7 +246,7 @@ def _exclusion(field, be):
 # ----------------------------------------------------------------------------- writing
 
 
-def _write(field, mask, be, transfers):
+def _write(field, mask, be, transfers, clock_start):
     from .maps import Map  # noqa: PLC0415
 
     job = field.job
@@ -263,7 +268,7 @@ def _write(field, mask, be, transfers):
         "excluded_fraction": n_excluded / mask.data.size,
         "host_copies_before_writing": transfers,
     }
-    seconds = time.perf_counter() - field.t0
+    seconds = time.perf_counter() - clock_start
     manifest = {
         "name": job.name,
         "job_hash": job.job_hash,
@@ -290,38 +295,45 @@ def _failed(job, exc, t0):
                         stats={"traceback": traceback.format_exc(limit=6)})
 
 
-def _finish(field, be, transfers_before):
-    """Combine, count host copies so far, write."""
+def _finish(field, be, transfers_before, clock_start):
+    """Combine, count host copies so far, write; the field's time runs from
+    ``clock_start`` (a perf_counter value)."""
     with count_transfers() as transfers:
         mask = _exclusion(field, be)
-    return _write(field, mask, be, transfers_before + transfers.calls)
+    return _write(field, mask, be, transfers_before + transfers.calls, clock_start)
 
 
 def _run_group(fields, be, max_stack_bytes):
     """Fields sharing a stack key, one outcome at a time as each field is written;
-    falls back to one by one if the stacked step fails."""
-    needs_significance = fields[0].dataset is not None
+    falls back to one by one if the stacked step fails.
+
+    A field's time is its loading, its share of the stacked step and its own
+    combination and writing; its host copies count the whole stacked step (an
+    upper bound; it is 0 when nothing leaves the device)."""
+    t0 = time.perf_counter()
     stacked_ok = True
     with count_transfers() as transfers:
-        if needs_significance:
+        if fields[0].dataset is not None:
             try:
                 _significance(fields, be, max_stack_bytes)
             except Exception:  # noqa: BLE001 - redo one by one so the error lands on its field
                 stacked_ok = False
+    share = (time.perf_counter() - t0) / len(fields) if stacked_ok else 0.0
     for field in fields:
+        t1 = time.perf_counter()
         try:
-            extra = 0
-            if not stacked_ok:
+            copies = field.transfers + transfers.calls
+            if field.sqrt_ts is None and field.dataset is not None:
                 with count_transfers() as single:
                     _significance([field], be, max_stack_bytes)
-                extra = single.calls
-            outcome = _finish(field, be, transfers.calls // max(len(fields), 1) + extra)
+                copies += single.calls
+            outcome = _finish(field, be, copies, t1 - field.load_seconds - share)
         except Exception as exc:  # noqa: BLE001 - one field's failure must not stop the others
-            outcome = _failed(field.job, exc, field.t0)
+            outcome = _failed(field.job, exc, t1 - field.load_seconds - share)
         yield outcome
 
 
-def run_jobs(jobs, *, overwrite=False, stack=True, max_stack_bytes=None, backend=None, on_outcome=None):
+def run_jobs(jobs, *, overwrite=False, stack=None, max_stack_bytes=None, backend=None, on_outcome=None):
     """Run mask jobs in one process; returns one :class:`FieldOutcome` per job.
 
     Parameters
@@ -329,8 +341,11 @@ def run_jobs(jobs, *, overwrite=False, stack=True, max_stack_bytes=None, backend
     jobs : list of FieldJob
     overwrite : bool
         Rebuild complete fields and replace files in the way.
-    stack : bool
-        Stack the significance steps of fields with equal input shapes (default).
+    stack : bool, optional
+        Stack the significance steps of fields with equal input shapes.  Default:
+        on a GPU, where it saves the per-call overhead of small maps; not on
+        NumPy, where it measured no faster (benchmarks/bench_batch.py) and keeps
+        a stack's inputs in memory at once.
     max_stack_bytes : int, optional
         Budget of one stacked FFT (default: 256 MiB on NumPy, a quarter of the
         free device memory on CuPy).
@@ -373,7 +388,7 @@ def run_jobs(jobs, *, overwrite=False, stack=True, max_stack_bytes=None, backend
             report(_failed(job, exc, t0))
             continue
         key = field.stack_key()
-        if key is None or not stack:
+        if key is None or not (be.is_gpu if stack is None else stack):
             key = ("single", job.name)
         group = groups.setdefault((be.name, key), ([], be, budget))[0]
         group.append(field)

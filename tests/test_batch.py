@@ -126,6 +126,8 @@ def test_stacked_equals_one_at_a_time(example, tmp_path):
     report_a = _run(a, stack=True)
     report_b = _run(b, stack=False)
     assert report_a["counts"] == report_b["counts"] == {"done": N_FIELDS, "skipped": 0, "failed": 0}
+    # per-field times add up to the batch time (a stack's step is shared, not repeated)
+    assert sum(f["seconds"] for f in report_a["fields"]) <= report_a["seconds"] * 1.05 + 0.05
     masks_a, masks_b = _masks(a), _masks(b)
     assert len(masks_a) == N_FIELDS
     for name in masks_a:
@@ -137,11 +139,27 @@ def test_stacked_equals_one_at_a_time(example, tmp_path):
 
 def test_stack_budget_splits_but_does_not_change_results(workdir):
     jobs = plan(workdir / "config.yaml", workdir / "fields.csv")[:6]
-    outcomes = run_jobs(jobs, backend="numpy", max_stack_bytes=4 * NPIX * NPIX * 8 * 2 * 4)
+    outcomes = run_jobs(jobs, backend="numpy", stack=True, max_stack_bytes=4 * NPIX * NPIX * 8 * 2 * 4)
     assert [o.status for o in outcomes] == ["done"] * 6
     for job in jobs:
         ref = run_job(job, backend="numpy", overwrite=True)
         assert ref.stats["excluded_pixels"] == [o for o in outcomes if o.name == job.name][0].stats["excluded_pixels"]
+
+
+def test_a_field_failing_inside_a_stack_fails_alone(workdir):
+    """A NaN background poisons its field's significance (nan="raise" refuses it):
+    the stacked step fails, the fields are redone one by one, and only that field
+    fails, with its own error."""
+    bad = workdir / "inputs" / "f0003_background.fits"
+    m = gpumask.read_map(bad, backend="numpy")
+    data = m.to_numpy().copy()
+    data[10, 10] = np.nan
+    gpumask.Map.from_geom(m.geom, data=data, backend="numpy").write(bad, overwrite=True)
+    jobs = plan(workdir / "config.yaml", workdir / "fields.csv",
+                overrides={"significance": {"nan": "raise"}})[:6]
+    outcomes = run_jobs(jobs, backend="numpy", stack=True)
+    assert [o.status for o in outcomes] == ["done"] * 3 + ["failed"] + ["done"] * 2
+    assert "NaN" in outcomes[3].error and outcomes[3].name == "f0003"
 
 
 # ----------------------------------------------------------------------------- resuming

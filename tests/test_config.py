@@ -181,3 +181,11 @@ def test_mask_command_flags_override_the_config(tmp_path, capsys):
     assert main(["mask", str(path), "--name", "x", "--width", "1 deg", "--backend", "numpy", "--dry-run"]) == 0
     assert "50 x 50 px" in capsys.readouterr().out
     assert main(["mask"]) == 2 and "give a config file or flags" in capsys.readouterr().err
+
+
+def test_info_json(capsys):
+    import json
+
+    assert main(["info", "--json", "--backend", "numpy"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "numpy" and "numpy" in report["packages"] and "cupy_cache_dir" in report
