@@ -368,11 +368,13 @@ def test_progress_bar_and_log_lines():
 # ----------------------------------------------------------------------------- dask
 
 
-distributed = pytest.importorskip("distributed", reason="dask.distributed (gpumask[dask]) not installed")
+def _distributed():
+    return pytest.importorskip("distributed", reason="dask.distributed (gpumask[dask]) not installed")
 
 
 @pytest.fixture(scope="module")
 def cluster():
+    _distributed()
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
@@ -425,6 +427,7 @@ def test_worker_killed_mid_run_loses_nothing(example, tmp_path):
     """A worker process dies (SIGKILL) while writing field f0007; the nanny restarts
     it, the scheduler reruns the lost task, and every field ends complete and equal
     to the local executor's result."""
+    _distributed()
     from distributed import Client, LocalCluster
 
     remote, local = tmp_path / "dask", tmp_path / "local"
