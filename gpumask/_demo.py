@@ -41,13 +41,12 @@ from __future__ import annotations
 import importlib.resources
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 from astropy.coordinates import SkyCoord
 
 from ._png import render_significance, write_png
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, output_folder_paths
 from .backend import count_transfers, resolve_backend
 from .catalog import SourceCatalog
 from .catalog_mask import DEFAULT_PSF, exclusion_mask, source_shapes
@@ -145,15 +144,7 @@ def simulated_dataset(geom, backend, seed=DEMO_SEED, catalog=None) -> MapDataset
 def output_paths(out_dir, overwrite=False) -> dict:
     """``{summary key: path}`` of every output; raises FileExistsError naming the
     existing ones unless ``overwrite`` (nothing is created here)."""
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a directory")
-    paths = {key: out / name for key, (name, _) in OUTPUTS.items()}
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist{'s' if len(existing) == 1 else ''}; "
-                              "pass --overwrite or choose another --out")
-    return paths
+    return output_folder_paths(out_dir, {key: name for key, (name, _) in OUTPUTS.items()}, overwrite)
 
 
 def build_masks(geom, dataset, catalog, backend) -> dict:

@@ -193,6 +193,21 @@ def atomic_write_bytes(path, data: bytes, overwrite=False) -> Path:
     return path
 
 
+def output_folder_paths(out_dir, filenames, overwrite=False) -> dict:
+    """``{key: out_dir / name}`` for ``filenames`` (``{key: name}``), checked before any
+    work: ValueError when ``out_dir`` is a file, FileExistsError naming the existing
+    outputs unless ``overwrite``.  Nothing is created."""
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory")
+    paths = {key: out / name for key, name in filenames.items()}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist{'s' if len(existing) == 1 else ''}; "
+                              "pass --overwrite to replace, or choose another --out")
+    return paths
+
+
 def _json_default(value):
     if isinstance(value, u.Quantity):
         return str(value)

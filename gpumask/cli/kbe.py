@@ -169,17 +169,9 @@ def _input_path(text, option) -> Path:
 def output_paths(out_dir, overwrite) -> dict:
     """``{name: path}`` of the outputs; FileExistsError naming existing ones
     unless ``overwrite``.  Nothing is created here."""
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a directory")
-    paths = {key: out / name for key, (name, _) in OUTPUTS.items()}
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{', '.join(existing)} exist{'s' if len(existing) == 1 else ''}; "
-            "pass --overwrite to replace, or choose another --out"
-        )
-    return paths
+    from ..io import output_folder_paths  # noqa: PLC0415
+
+    return output_folder_paths(out_dir, {key: name for key, (name, _) in OUTPUTS.items()}, overwrite)
 
 
 # ---------------------------------------------------------------------- inputs

@@ -4,7 +4,6 @@ cases and override the config's keys."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -138,6 +137,4 @@ def run(args) -> int:
     for key, path in outcome.outputs.items():
         print(f"  {key:<18s}: {path}")
     print(f"  {'manifest':<18s}: {job.manifest}")
-    if getattr(args, "json", False):
-        print(json.dumps(outcome.as_dict(), indent=2))
     return 0
