@@ -66,8 +66,8 @@ from astropy.convolution import Tophat2DKernel
 from scipy.signal import fftconvolve
 
 import gpumask
-from gpumask.convolution import convolve, ring_kernel
-from gpumask.ring_background import AdaptiveRingBackgroundEstimator, RingBackgroundEstimator
+from gpumask.stats.convolution import convolve, ring_kernel
+from gpumask.background.ring import AdaptiveRingBackgroundEstimator, RingBackgroundEstimator
 
 BINSZ = 0.02
 MAPS = {"1000x1000": (1000, 1000), "4000x4000": (4000, 4000), "18000x500": (18000, 500)}  # (nx, ny)

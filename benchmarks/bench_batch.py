@@ -1,7 +1,7 @@
 """Batch benchmarks: many fields through ``gpumask.batch`` (local stacked vs one at
 a time, dask workers) against the per-field chain a gammapy 2.1 user writes today.
 
-Inputs: ``gpumask._example_fields.write_example_fields(tmp, n=200, npix=250)``
+Inputs: ``gpumask.batch.examples.write_example_fields(tmp, n=200, npix=250)``
 (``--fields``, ``--npix``; ``--quick``: 40 fields of 128x128): 200 simulated
 fields along the galactic plane, 250x250 px CAR galactic at 0.02 deg, Poisson
 counts on a flat background of 2 counts/px with a bright source at the centre and
@@ -88,9 +88,9 @@ from _harness import (_r, _sync, _t, _timed, backends, gpu_name, log, machine_li
                       measure_interleaved, raw_record, write_report)
 
 import gpumask
-from gpumask._example_fields import write_example_fields
+from gpumask.batch.examples import write_example_fields
 from gpumask.batch import Progress, load_fields, plan, run_batch
-from gpumask.pipeline import field_state
+from gpumask.batch.pipeline import field_state
 
 QUICK = dict(fields=40, npix=128, repeat=1, gammapy_fields=5, check_fields=5)
 FULL = dict(fields=200, npix=250, repeat=3, gammapy_fields=20, check_fields=10)
@@ -139,7 +139,7 @@ def _check_text(c):
 
 def _scipy_fft_threads():
     """The FFT threads gpumask uses in this process, and the thread environment."""
-    from gpumask.convolution import fft_threads
+    from gpumask.stats.convolution import fft_threads
 
     n = fft_threads()
     return dict(pid=os.getpid(), os_cpu_count=os.cpu_count(), affinity=len(os.sched_getaffinity(0)),
@@ -441,7 +441,7 @@ def main():
     head = (
         "# gpumask batch benchmarks\n\n"
         f"{machine_line(gpu, versions, result['cupy_status'])}\n\n"
-        f"{args.fields} simulated fields of {args.npix}x{args.npix} px (gpumask._example_fields): region + catalog "
+        f"{args.fields} simulated fields of {args.npix}x{args.npix} px (gpumask.batch.examples): region + catalog "
         "circles + significance (correlation 0.1 deg, hysteresis 5/3, dilation 0.06 deg); mask and sqrt_ts FITS "
         f"and a manifest per field; `overwrite=True`.  Best of {args.repeat} round(s) after a warm-up; inputs "
         f"written once, untimed ({result['write_inputs_s']:.1f} s); total runtime {total:.0f} s.\n\n"

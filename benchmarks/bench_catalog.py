@@ -16,7 +16,7 @@ gammapy has no catalog helper, so the reference is what a gammapy user writes:
 parameters (an all-True map where no source touches it: ``region_mask`` fails on an
 empty list), ``regions`` being the regions objects of the sources that touch the map
 (``SourceCatalog.to_regions`` of the sources selected with
-``gpumask.catalog_mask.touching``; a 0.3 deg ``CircleSkyRegion`` each for the
+``gpumask.masks.catalog_mask.touching``; a 0.3 deg ``CircleSkyRegion`` each for the
 tutorial's rule).  The regions are built outside the timed call (their cost, the
 selection included, is reported apart as "prep").  gammapy folds the regions into a
 nested union and raises RecursionError from ~973 regions: the recursion limit is
@@ -76,7 +76,7 @@ from astropy.coordinates import SkyCoord
 
 import gpumask
 from gpumask.catalog import SourceCatalog
-from gpumask.catalog_mask import touching
+from gpumask.masks.catalog_mask import touching
 
 CATALOG_FILES = {
     "3FGL": DATA / "catalogs" / "fermi" / "gll_psc_v16.fit.gz",
@@ -166,7 +166,7 @@ def subset_catalogs(cats, owners, picked):
 def clear_field_caches():
     """Forget gpumask's per-field caches (the tile bounding caps, kept per WCS), so
     a case's first call costs what a user's first mask on a new field costs."""
-    from gpumask import _region_raster
+    from gpumask.masks import _region_raster
 
     cache = getattr(_region_raster, "_CAPS_CACHE", None)
     if cache is not None:
@@ -456,7 +456,7 @@ def main():
         "0.3 deg circle per source; \"rules\": the default per-source morphology rules; \"all four\": "
         "`catalog=[3FGL, 3FHL, HGPS, 1LHAASO]`) vs the gammapy user's "
         "`geom.region_mask(regions, inside=False)`, `regions` the regions objects "
-        "(`SourceCatalog.to_regions`) of the sources touching the map (`gpumask.catalog_mask.touching`), "
+        "(`SourceCatalog.to_regions`) of the sources touching the map (`gpumask.masks.catalog_mask.touching`), "
         "prebuilt outside the timed call (their cost: \"prep\"). "
         f"Best of N calls after a first call (\"1st call\": field caches cleared), fresh geometry each "
         f"call, catalogs read once beforehand; gammapy budget {args.gammapy_budget:g} s (\"~\": "

@@ -63,7 +63,7 @@ from _harness import (
 )
 
 import gpumask
-from gpumask import morphology as mo
+from gpumask.masks import morphology as mo
 
 BINSZ = 0.02
 MAPS = {

@@ -167,7 +167,7 @@ def mix_set(n, wcs, npix, seed):
 def clear_field_caches():
     """Forget gpumask's per-field caches (the tile bounding caps, kept per WCS), so
     a case's first call costs what a user's first mask on a new field costs."""
-    from gpumask import _region_raster
+    from gpumask.masks import _region_raster
 
     cache = getattr(_region_raster, "_CAPS_CACHE", None)
     if cache is not None:

@@ -26,7 +26,7 @@ variants per backend:
 
 * "warm": the default, repeated calls reuse the cached kernel transform (a second
   field of the same shape, or an iteration);
-* "cold": ``gpumask.convolution.clear_kernel_cache()`` before every call (untimed),
+* "cold": ``gpumask.stats.convolution.clear_kernel_cache()`` before every call (untimed),
   so each call pays the kernel FFT;
 * "float32": ``dtype=np.float32``, warm.
 
@@ -87,10 +87,10 @@ from _harness import (
 )
 
 import gpumask
-from gpumask.axes import MapAxis
-from gpumask.convolution import clear_kernel_cache
-from gpumask.datasets import MapDataset
-from gpumask.estimators import ExcessMapEstimator
+from gpumask.sky.axes import MapAxis
+from gpumask.stats.convolution import clear_kernel_cache
+from gpumask.sky.datasets import MapDataset
+from gpumask.stats.excess import ExcessMapEstimator
 
 BINSZ = 0.02
 MAP_SIZES = (250, 1000, 2000, 4000)

@@ -2,9 +2,23 @@
 
 Data lives on a backend (``numpy`` or ``cupy``) from creation to FITS writing; see
 :mod:`gpumask.backend` for how it is chosen.  ``import gpumask`` never imports cupy.
+
+The package is layered; each layer imports only those before it (at module level):
+
+- the device layer: ``backend`` (dispatch, the one device->host copy), ``_kernels``
+  (CUDA sources), ``errors``, ``info``;
+- :mod:`gpumask.sky`: geometries, axes, maps, FITS, datasets;
+- :mod:`gpumask.catalog`: source catalogs;
+- :mod:`gpumask.stats`: convolution, Cash/WStat, excess maps;
+- :mod:`gpumask.masks`: region, catalog and significance masks, morphology;
+- :mod:`gpumask.background`: kernel and ring background estimators;
+- :mod:`gpumask.batch`: configs, the field pipeline, batch runners;
+- :mod:`gpumask.cli`: the ``gpumask`` command.
+
+This module re-exports the names users reach for; ``tests/test_layers.py`` keeps the
+layering true.
 """
 
-from .axes import MapAxis
 from .backend import (
     Backend,
     BackendError,
@@ -15,27 +29,40 @@ from .backend import (
     to_host,
     use_backend,
 )
-from .catalog import SourceCatalog
-from .catalog_mask import exclusion_mask
-from .datasets import MapDataset, MapDatasetOnOff, read_dataset
-from .estimators import ExcessMapEstimator, ExcessMaps, excess_map
 from .errors import GammapyCompatibilityWarning, GpumaskWarning, HostFallbackWarning
-from .geom import WcsGeom
 from .info import info
-from .io import FitsReadError, read_map, write_map
-from .kernel_background import KernelBackgroundEstimator, KernelBackgroundResult
-from .maps import Map, WcsNDMap
-from .morphology import (
+from .sky import (
+    FitsReadError,
+    Map,
+    MapAxis,
+    MapDataset,
+    MapDatasetOnOff,
+    WcsGeom,
+    WcsNDMap,
+    read_dataset,
+    read_map,
+    write_map,
+)
+from .catalog import SourceCatalog
+from .stats import ExcessMapEstimator, ExcessMaps, excess_map
+from .masks import (
     binary_dilate,
     binary_erode,
     exclusion_from_significance,
+    exclusion_mask,
     fill_holes,
     hysteresis_threshold,
     label,
+    make_region,
+    parse_regions,
     remove_small_regions,
 )
-from .regions import make_region, parse_regions
-from .ring_background import AdaptiveRingBackgroundEstimator, RingBackgroundEstimator
+from .background import (
+    AdaptiveRingBackgroundEstimator,
+    KernelBackgroundEstimator,
+    KernelBackgroundResult,
+    RingBackgroundEstimator,
+)
 
 try:
     from importlib.metadata import version as _version

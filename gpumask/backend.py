@@ -53,6 +53,7 @@ __all__ = [
     "TransferCounter",
     "transfer_stats",
     "cupy_status",
+    "gpu_devices",
     "memory_available",
 ]
 
@@ -146,6 +147,32 @@ def cupy_status() -> tuple[bool, str]:
             "(cupy.cuda.is_available() is False; check the driver and CUDA_VISIBLE_DEVICES)"
         )
     return True, f"cupy {cupy.__version__} with a CUDA device"
+
+
+def gpu_devices() -> list[dict]:
+    """The CUDA devices cupy sees: ``id``, ``name``, ``memory_gib`` and
+    ``compute_capability`` of each; an empty list when cupy cannot run here.
+
+    >>> [gpu["name"] for gpu in gpumask.backend.gpu_devices()]  # doctest: +SKIP
+    ['NVIDIA H100 80GB HBM3']
+    """
+    if not cupy_status()[0]:
+        return []
+    import cupy  # noqa: PLC0415 - cupy_status already imported it
+
+    out = []
+    for idx in range(cupy.cuda.runtime.getDeviceCount()):
+        props = cupy.cuda.runtime.getDeviceProperties(idx)
+        name = props["name"]
+        out.append(
+            {
+                "id": idx,
+                "name": name.decode() if isinstance(name, bytes) else str(name),
+                "memory_gib": props["totalGlobalMem"] / 2**30,
+                "compute_capability": f"{props['major']}.{props['minor']}",
+            }
+        )
+    return out
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 
-from .backend import cupy_status, selection_reason
+from .backend import cupy_status, gpu_devices, selection_reason
 
 __all__ = ["info", "InfoReport"]
 
@@ -52,27 +52,6 @@ class InfoReport(dict):
         printer.text(str(self))
 
 
-def _gpus():
-    ok, _ = cupy_status()
-    if not ok:
-        return []
-    import cupy  # noqa: PLC0415 - cupy_status already imported it
-
-    out = []
-    for idx in range(cupy.cuda.runtime.getDeviceCount()):
-        props = cupy.cuda.runtime.getDeviceProperties(idx)
-        name = props["name"]
-        out.append(
-            {
-                "id": idx,
-                "name": name.decode() if isinstance(name, bytes) else str(name),
-                "memory_gib": props["totalGlobalMem"] / 2**30,
-                "compute_capability": f"{props['major']}.{props['minor']}",
-            }
-        )
-    return out
-
-
 def info(backend=None) -> InfoReport:
     """Report versions, the backend that new data would use and why, and the GPUs.
 
@@ -89,6 +68,6 @@ def info(backend=None) -> InfoReport:
         backend_reason=reason,
         cupy_usable=ok,
         cupy_status=status,
-        gpus=_gpus(),
+        gpus=gpu_devices(),
         cupy_cache_dir=os.environ.get("CUPY_CACHE_DIR", "~/.cupy/kernel_cache (default)"),
     )

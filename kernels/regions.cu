@@ -1,7 +1,7 @@
 // Region rasterisation kernel.
 //
 // rasterise_tiles
-//     Launched by gpumask._region_raster.rasterise_cupy(geom, table, backend)
+//     Launched by gpumask.masks._region_raster.rasterise_cupy(geom, table, backend)
 //     (via gpumask/_kernels.get_kernel("regions.cu", "rasterise_tiles", defines,
 //     options=("--fmad=false",))).
 //     Compile-time: GPUMASK_TILE (tile side, pixels; 32), GPUMASK_PROJ

@@ -1,7 +1,7 @@
 // Region rasterisation: the per-pixel shape tests and the per-thread body of
 // kernel rasterise_tiles (kernels/regions.cu).
 //
-// Device twin of gpumask/_region_raster.py (rasterise_numpy, _eval_kind): same
+// Device twin of gpumask/masks/_region_raster.py (rasterise_numpy, _eval_kind): same
 // shape kinds, same parameter rows, same floating-point expressions (the kernel
 // is compiled with --fmad=false so products are rounded as NumPy rounds them).
 // tests/cpu_harness/regions_harness.cpp runs gpumask_region_tile_thread() on the
@@ -12,7 +12,7 @@
 #include "gpumask.cuh"
 #include "wcs_proj.cuh"
 
-// Shape kinds: same numbers as gpumask/_region_compile.py (KIND_*).
+// Shape kinds: same numbers as gpumask/masks/_region_compile.py (KIND_*).
 #define GPUMASK_KIND_CAP 1          // c[3], lo, hi:  lo <= |p - c|^2 <= hi
 #define GPUMASK_KIND_SKY_ELLIPSE 2  // c[3], e1[3], e2[3], 1/tan(a), 1/tan(b)
 #define GPUMASK_KIND_SKY_BOX 3      // c[3], e1[3], e2[3], tan(w/2), tan(h/2)

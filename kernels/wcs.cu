@@ -1,7 +1,7 @@
 // Celestial WCS kernels.
 //
 // pix2world_grid
-//     Launched by gpumask.projections.pixel_grid_world(params, nx, ny, xp=cupy, mode)
+//     Launched by gpumask.sky.projections.pixel_grid_world(params, nx, ny, xp=cupy, mode)
 //     (via gpumask/_kernels.get_kernel("wcs.cu", "pix2world_grid",
 //     defines=params.kernel_defines())).
 //     Compile-time: GPUMASK_PROJ = GPUMASK_PROJ_<CODE> (one specialisation per

@@ -1,6 +1,6 @@
 // Celestial WCS math (Calabretta & Greisen 2002) as __host__ __device__ functions.
 //
-// This is the device twin of gpumask/projections.py: same chain, same formulas,
+// This is the device twin of gpumask/sky/projections.py: same chain, same formulas,
 // same domain rules, so that the numpy code is the oracle for the kernels.
 //   pixel (0-based) -> intermediate (X, Y) deg -> native (phi, theta) deg
 //   -> celestial (lon in [0, 360), lat) deg, and back.

@@ -14,7 +14,7 @@ Passes repeat until ``E`` no longer changes (after at least ``niter_min``
 passes) or ``niter_max`` passes ran.  Without a background the first estimate is
 ``conv(C E0, R) / conv(E0, R)`` with the given exclusion ``E0`` (all usable when
 absent).  Convolutions are zero-padded linear FFT convolutions
-(:mod:`gpumask.convolution`); the counts are correlated once, the kernel
+(:mod:`gpumask.stats.convolution`); the counts are correlated once, the kernel
 transforms are cached, and a pass transforms only the background, the masked
 counts and the mask (plus the mask once more for a dilation wider than a pixel).
 Everything stays on the data's backend: a pass reads one boolean (did the mask
@@ -48,12 +48,12 @@ from collections.abc import Mapping
 import numpy as np
 from astropy import units as u
 
-from ._utils import parse_angle
-from .backend import backend_of, common_backend, is_device_array, read_flag, to_host
-from .convolution import _check_dtype, convolve, disk_kernel, ring_kernel
-from .maps import Map
-from .morphology import _erode_data, _Footprint
-from .stats import TRUNCATION_VALUE
+from .._utils import parse_angle
+from ..backend import backend_of, common_backend, is_device_array, read_flag, to_host
+from ..masks.morphology import _erode_data, _Footprint
+from ..sky.maps import Map
+from ..stats.convolution import _check_dtype, convolve, disk_kernel, ring_kernel
+from ..stats.counts_statistic import TRUNCATION_VALUE
 
 __all__ = ["KernelBackgroundEstimator", "KernelBackgroundResult"]
 

@@ -15,7 +15,7 @@ energy plane::
 and the returned :class:`~gpumask.MapDatasetOnOff` gives ``alpha =
 nan_to_num(acceptance / acceptance_off)`` and ``background = alpha *
 counts_off``.  The planes of both inputs go through one batched FFT
-(:mod:`gpumask.convolution`).
+(:mod:`gpumask.stats.convolution`).
 
 Adaptive ring (:class:`AdaptiveRingBackgroundEstimator`).  Rings ``R_0, R_1, ...``
 grow (inner radius for ``method="fixed_width"``, width for ``"fixed_r_in"``)
@@ -27,7 +27,7 @@ radius ``theta``::
 
 and each pixel of each plane takes ``counts_off`` and ``acceptance_off`` from
 the first ring with ``alpha_i <= threshold_alpha`` (``ring_index``, -1 if none).
-The data is transformed once (:class:`~gpumask.convolution.Convolver`); the
+The data is transformed once (:class:`~gpumask.stats.convolution.Convolver`); the
 rings follow in batches of one inverse FFT each, sized by ``max_batch_bytes``,
 and every batch is folded into the running choice with array operations.
 
@@ -70,11 +70,11 @@ import numbers
 
 import numpy as np
 
-from ._utils import parse_angle
-from .backend import common_backend
-from .convolution import Convolver, _check_dtype, convolve, disk_kernel, ring_kernel
-from .datasets import MapDataset, MapDatasetOnOff
-from .maps import Map
+from .._utils import parse_angle
+from ..backend import common_backend
+from ..sky.datasets import MapDataset, MapDatasetOnOff
+from ..sky.maps import Map
+from ..stats.convolution import Convolver, _check_dtype, convolve, disk_kernel, ring_kernel
 
 __all__ = ["RingBackgroundEstimator", "AdaptiveRingBackgroundEstimator"]
 

@@ -51,7 +51,9 @@ import re
 import string
 from pathlib import Path
 
-from ._utils import parse_angle
+from .._utils import parse_angle
+from ..backend import BACKEND_NAMES, memory_available, resolve_backend
+from ..catalog.source_catalog import _ALIASES, DEFAULT_FILES, FORMATS
 
 __all__ = ["ConfigError", "MaskConfig", "FieldJob", "load_yaml"]
 
@@ -257,8 +259,6 @@ def _regions(raw, problems):
 
 
 def _catalogs(raw, problems):
-    from .catalog import DEFAULT_FILES, FORMATS, _ALIASES  # noqa: PLC0415
-
     if raw is None:
         return []
     items = raw if isinstance(raw, list) else [raw]
@@ -511,8 +511,6 @@ class MaskConfig:
 
 
 def _validate(raw, problems) -> dict:
-    from .backend import BACKEND_NAMES  # noqa: PLC0415
-
     spec = {"backend": None}
     if raw.get("backend") is not None:
         spec["backend"] = _choice(raw["backend"], "backend", problems, (*BACKEND_NAMES, "auto"))
@@ -552,8 +550,6 @@ def _check_geometry(geometry, sig, prefix, problems):
 
 
 def _default_catalog_file(name, path, problems):
-    from .catalog import DEFAULT_FILES  # noqa: PLC0415
-
     if name is None:
         return None
     root = os.environ.get("GAMMAPY_DATA")
@@ -586,8 +582,6 @@ def _substitute(value, variables, path, problems):
 
 def _check_size(job, prefix, problems):
     """The mask shape, and a problem when the working set exceeds the backend's memory."""
-    from .backend import memory_available, resolve_backend  # noqa: PLC0415
-
     shape, n_energy = _planned_shape(job, prefix, problems)
     if shape is None:
         return None

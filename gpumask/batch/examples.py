@@ -3,7 +3,7 @@ counts and a background map, a catalog of the simulated sources, a mask config
 and a field list.  Used by the batch tests and benchmark, and handy to try
 ``gpumask batch`` without data::
 
-    from gpumask._example_fields import write_example_fields
+    from gpumask.batch.examples import write_example_fields
     config, fields = write_example_fields("example", n=20)
     # gpumask batch example/fields.csv --config example/config.yaml
 """
@@ -13,9 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from astropy.table import Table
+
+from ..sky.geom import WcsGeom
+from ..sky.maps import Map
+
+__all__ = ["write_example_fields"]
 
 CONFIG = """\
-# {n} simulated fields of {npix} x {npix} px at {binsz} deg (gpumask._example_fields)
+# {n} simulated fields of {npix} x {npix} px at {binsz} deg (gpumask.batch.examples)
 regions:
   - "galactic;circle({{lon}},{{lat}},0.1)"   # the field centre, as a known source
 catalogs:
@@ -42,11 +48,6 @@ def write_example_fields(folder, n=20, npix=250, binsz=0.02, seed=0, background=
         The config (``config.yaml``) and the field list (``fields.csv``); outputs
         go to ``folder/out``.
     """
-    from astropy.table import Table  # noqa: PLC0415
-
-    from .geom import WcsGeom  # noqa: PLC0415
-    from .maps import Map  # noqa: PLC0415
-
     folder = Path(folder)
     (folder / "inputs").mkdir(parents=True, exist_ok=True)
     (folder / "out").mkdir(exist_ok=True)

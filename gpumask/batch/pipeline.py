@@ -1,4 +1,4 @@
-"""Run resolved mask jobs (:class:`~gpumask.config.FieldJob`): one field, or many
+"""Run resolved mask jobs (:class:`~gpumask.batch.config.FieldJob`): one field, or many
 with their FFT and morphology steps stacked.
 
 For every field: its geometry (from the config or from its input maps), the
@@ -30,9 +30,19 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
 
-from .backend import count_transfers, resolve_backend, to_host
-from .io import atomic_write_bytes
+from ..backend import count_transfers, memory_available, resolve_backend, to_host
+from ..catalog import SourceCatalog
+from ..masks.catalog_mask import exclusion_mask
+from ..masks.morphology import _erode_data, _make_footprint, binary_erode
+from ..masks.significance import exclusion_from_significance
+from ..sky.datasets import MapDataset, read_dataset
+from ..sky.geom import WcsGeom
+from ..sky.io import atomic_write_bytes, read_map
+from ..sky.maps import Map
+from ..stats.excess import ExcessMapEstimator
 
 __all__ = ["FieldOutcome", "field_state", "run_jobs", "run_job"]
 
@@ -84,8 +94,6 @@ def _intact(manifest) -> bool:
 
 def _written_by(path):
     """The job hash in a gpumask output's header (None for other files)."""
-    from astropy.io import fits  # noqa: PLC0415
-
     try:
         with fits.open(path) as hdul:
             for hdu in hdul:
@@ -130,16 +138,10 @@ def field_state(job, overwrite=False) -> tuple[str, str]:
 
 @functools.lru_cache(maxsize=32)
 def _catalog(path, fmt, mtime_ns):
-    from .catalog import SourceCatalog  # noqa: PLC0415
-
     return SourceCatalog.read(path, format=fmt)
 
 
 def _geometry(spec):
-    from astropy.coordinates import SkyCoord  # noqa: PLC0415
-
-    from .geom import WcsGeom  # noqa: PLC0415
-
     lon, lat = spec["skydir"]
     skydir = SkyCoord(lon, lat, unit="deg", frame=spec["skydir_frame"] or spec["frame"])
     kwargs = {"npix": spec["npix"]} if spec["npix"] is not None else {"width": spec["width"]}
@@ -147,9 +149,6 @@ def _geometry(spec):
 
 
 def _dataset(sig, be):
-    from .datasets import MapDataset, read_dataset  # noqa: PLC0415
-    from .io import read_map  # noqa: PLC0415
-
     if sig["dataset"] is not None:
         return read_dataset(sig["dataset"], backend=be)
     counts = read_map(sig["counts"], backend=be)
@@ -187,10 +186,6 @@ class _Field:
 
 def _significance(fields, be, max_stack_bytes):
     """sqrt_ts and the significance exclusion of fields sharing a stack key."""
-    from .estimators import ExcessMapEstimator  # noqa: PLC0415
-    from .maps import Map  # noqa: PLC0415
-    from .morphology import _erode_data, _make_footprint, exclusion_from_significance  # noqa: PLC0415
-
     sig = fields[0].job.significance
     estimator = ExcessMapEstimator(f"{sig['correlation_radius']} deg", dtype=np.dtype(sig["dtype"]))
     results = estimator.run_many([f.dataset for f in fields], max_batch_bytes=max_stack_bytes)
@@ -215,10 +210,6 @@ def _significance(fields, be, max_stack_bytes):
 
 def _exclusion(field, be):
     """Regions, catalogs and significance combined (True = usable), then dilated."""
-    from .catalog_mask import exclusion_mask  # noqa: PLC0415
-    from .maps import Map  # noqa: PLC0415
-    from .morphology import binary_erode  # noqa: PLC0415
-
     job, geom = field.job, field.geom
     mask = None
     if job.regions:
@@ -247,8 +238,6 @@ def _exclusion(field, be):
 
 
 def _write(field, mask, be, transfers, clock_start):
-    from .maps import Map  # noqa: PLC0415
-
     job = field.job
     meta = {"gpumask_field": job.name, "gpumask_job": job.job_hash}
     maps = {"mask": mask, "significance_mask": field.significance_mask, "sqrt_ts": field.sqrt_ts}
@@ -278,7 +267,7 @@ def _write(field, mask, be, transfers, clock_start):
         "seconds": round(seconds, 4),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    from . import __version__  # noqa: PLC0415
+    from .. import __version__  # noqa: PLC0415
 
     manifest["gpumask_version"] = __version__
     atomic_write_bytes(job.manifest, json.dumps(manifest, indent=2).encode(), overwrite=True)
@@ -354,8 +343,6 @@ def run_jobs(jobs, *, overwrite=False, stack=None, max_stack_bytes=None, backend
     on_outcome : callable, optional
         Called with each outcome as soon as it is known (progress reporting).
     """
-    from .backend import memory_available  # noqa: PLC0415
-
     outcomes = {}
 
     def report(outcome):

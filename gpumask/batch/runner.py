@@ -22,7 +22,7 @@ folder.  Every field is validated before any work (:func:`plan`).
 Executors (:func:`run_batch`):
 
 * ``local``: one process, one device; on a GPU, fields of equal shapes go
-  through the FFT/morphology steps as stacks (:func:`gpumask.pipeline.run_jobs`);
+  through the FFT/morphology steps as stacks (:func:`gpumask.batch.pipeline.run_jobs`);
 * ``dask``: tasks of up to ``chunk`` fields on a dask.distributed cluster, an
   existing scheduler or a local one (``LocalCUDACluster``, one worker per GPU,
   when dask-cuda is installed and GPUs are visible; else a ``LocalCluster`` of
@@ -45,8 +45,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..backend import gpu_devices
+from ..sky.io import atomic_write_bytes
 from .config import ConfigError, FieldJob, MaskConfig, load_yaml, merge
-from .io import atomic_write_bytes
 from .pipeline import FieldOutcome, field_state, run_jobs
 
 __all__ = ["BatchError", "load_fields", "parse_shard", "shard_from_env", "plan", "run_batch", "Progress"]
@@ -293,13 +294,7 @@ def _run_chunk(job_dicts, overwrite, backend, stack):
 
 
 def _gpu_count():
-    from .backend import cupy_status  # noqa: PLC0415
-
-    if not cupy_status()[0]:
-        return 0
-    import cupy  # noqa: PLC0415
-
-    return cupy.cuda.runtime.getDeviceCount()
+    return len(gpu_devices())
 
 
 def make_client(scheduler=None, workers=None):

@@ -1,6 +1,6 @@
 """Catalog file layouts: one reader per catalog family, and the morphology rows they fill.
 
-The rules each reader applies are documented in :mod:`gpumask.catalog`.  Readers get a
+The rules each reader applies are documented in :mod:`gpumask.catalog.source_catalog`.  Readers get a
 ``_Input`` (the opened table and its HDUs) and return a :class:`~gpumask.catalog.SourceCatalog`
 through :func:`_build`.
 """
@@ -14,7 +14,7 @@ from astropy import units as u
 from astropy.coordinates import FK5, SkyCoord
 from astropy.table import Table
 
-from .errors import GpumaskWarning
+from ..errors import GpumaskWarning
 
 _MORPH_FLOAT_COLUMNS = ("size", "semi_major", "semi_minor", "position_angle", "inner_radius")
 _FERMI_GAUSS = ("radialgauss", "radialgaussian", "ellipticalgauss", "ellipticalgaussian")
@@ -154,7 +154,7 @@ class _Morphology:
 def _build(name, table, names, lon, lat, frame, morphology, *, source_names=None,
            extra_columns=None):
     """The catalog of the rows with finite positions (the others dropped with a warning)."""
-    from .catalog import SourceCatalog  # noqa: PLC0415 - catalog imports this module
+    from .source_catalog import SourceCatalog  # noqa: PLC0415 - catalog imports this module
 
     morph = morphology.table()
     for column, values in (extra_columns or {}).items():

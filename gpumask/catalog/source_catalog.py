@@ -88,7 +88,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 
-from ._catalog_formats import (
+from ._formats import (
     _MORPH_FLOAT_COLUMNS,
     _READERS,
     R68_PER_SIGMA,  # noqa: F401 - re-exported (Fermi Gaussians: r68 = 1.5096 sigma)
@@ -97,6 +97,7 @@ from ._catalog_formats import (
     _normalise_names,
     _strings,
 )
+from .shapes import to_regions
 
 __all__ = ["FORMATS", "MORPHOLOGY_TYPES", "SourceCatalog", "load"]
 
@@ -272,9 +273,7 @@ class SourceCatalog:
 
     def to_regions(self, radius=None, psf=None, scale=None, min_radius=None):
         """One sky region per source, sized by its morphology (or ``radius``); see
-        :func:`gpumask.catalog_mask.source_shapes` for the rules."""
-        from .catalog_mask import to_regions  # noqa: PLC0415
-
+        :func:`gpumask.catalog.shapes.source_shapes` for the rules."""
         return to_regions(self, radius=radius, psf=psf, scale=scale, min_radius=min_radius)
 
     def __repr__(self):

@@ -3,7 +3,12 @@
 Each sub-command lives in its own module with ``add_parser(subparsers)`` and
 ``run(args) -> int``; this module only dispatches.  Errors a user can fix (bad
 configs, missing files, existing outputs) print one ``gpumask: error:`` block and
-exit with status 2; a batch with failed fields exits with status 1.
+exit with status 2; a batch with failed fields exits with status 1.  What only
+the command line uses lives here too: the demo's field and figures (``_demo``,
+``_png``, ``data/``).
+
+May import: every layer (it is the top one); sub-commands import what they run when
+they run, so ``gpumask --help`` stays fast.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ The field
 The masks (True = usable, False = excluded: gammapy's convention)
     1. the tutorial's two ds9 regions, rasterised by ``WcsGeom.region_mask``
        (exact spherical geometry) -> ``exclusion_mask.fits``;
-    2. the catalog mask of the demo sources, ``gpumask.catalog_mask.exclusion_mask``
+    2. the catalog mask of the demo sources, ``gpumask.masks.catalog_mask.exclusion_mask``
        with the default radius rule (0.1 deg PSF in quadrature with 3 Gaussian
        sigma; point sources: 0.1 deg circles) -> ``catalog_mask.fits``;
     3. ``ExcessMapEstimator("0.4 deg")`` on the counts with the true background ->
@@ -29,7 +29,7 @@ The masks (True = usable, False = excluded: gammapy's convention)
        ``kbe_background.fits``, compared with the true background in the summary.
 
 Plus ``preview.png`` (the significance map with the combined mask's excluded
-regions outlined, drawn without matplotlib by :mod:`gpumask._png`) and
+regions outlined, drawn without matplotlib by :mod:`gpumask.cli._png`) and
 ``summary.json``.  Every output is checked before any work (an existing file
 without ``overwrite`` raises :class:`FileExistsError` naming it, and nothing is
 written); every file is written atomically.  Nothing is copied to the host
@@ -45,17 +45,17 @@ import time
 import numpy as np
 from astropy.coordinates import SkyCoord
 
+from ..backend import count_transfers, resolve_backend
+from ..background.kernel import KernelBackgroundEstimator
+from ..catalog import DEFAULT_PSF, SourceCatalog, source_shapes
+from ..masks.catalog_mask import exclusion_mask
+from ..masks.significance import exclusion_from_significance
+from ..sky.datasets import MapDataset
+from ..sky.geom import WcsGeom
+from ..sky.io import atomic_write_bytes, output_folder_paths
+from ..sky.maps import Map
+from ..stats.excess import ExcessMapEstimator
 from ._png import render_significance, write_png
-from .io import atomic_write_bytes, output_folder_paths
-from .backend import count_transfers, resolve_backend
-from .catalog import SourceCatalog
-from .catalog_mask import DEFAULT_PSF, exclusion_mask, source_shapes
-from .datasets import MapDataset
-from .estimators import ExcessMapEstimator
-from .geom import WcsGeom
-from .kernel_background import KernelBackgroundEstimator
-from .maps import Map
-from .morphology import exclusion_from_significance
 
 __all__ = ["DEMO_REGIONS", "OUTPUTS", "demo_catalog", "demo_geom", "run_demo", "simulated_dataset", "true_background"]
 
@@ -98,7 +98,7 @@ def demo_catalog() -> SourceCatalog:
     """The demo sources (package data ``gpumask/data/demo_sources.ecsv``) as a
     catalog: ``Size`` is a Gaussian sigma in deg (0 = point-like), ``Counts`` the
     expected counts of the simulated source.  Host-side."""
-    ref = importlib.resources.files("gpumask") / "data" / DEMO_SOURCES
+    ref = importlib.resources.files("gpumask.cli") / "data" / DEMO_SOURCES
     with importlib.resources.as_file(ref) as path:
         return SourceCatalog.read(path, format="table", size="Size", size_type="gauss")
 

@@ -6,7 +6,7 @@ regions), so its preview cannot use matplotlib.  PNG needs nothing but zlib:
 
 Everything here works on host (numpy) arrays; callers copy maps with
 ``Map.to_numpy()`` first.  Writes are atomic (temporary file in the target
-directory, then a rename), as :func:`gpumask.io.write_map`.
+directory, then a rename), as :func:`gpumask.sky.io.write_map`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write_bytes
+from ..sky.io import atomic_write_bytes
 
 __all__ = [
     "NAN_COLOUR",

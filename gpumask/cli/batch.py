@@ -40,9 +40,18 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..backend import BackendError  # noqa: PLC0415
-    from ..batch import (  # noqa: PLC0415
-        BatchError, Progress, dry_run, parse_shard, plan, run_batch, select_shard, shard_from_env, write_report)
-    from ..config import ConfigError  # noqa: PLC0415
+    from ..batch.config import ConfigError  # noqa: PLC0415
+    from ..batch.runner import (  # noqa: PLC0415
+        BatchError,
+        Progress,
+        dry_run,
+        parse_shard,
+        plan,
+        run_batch,
+        select_shard,
+        shard_from_env,
+        write_report,
+    )
 
     try:
         shard = parse_shard(args.shard) if args.shard else shard_from_env()

@@ -3,7 +3,7 @@
 Simulates a field around the Crab with the catalogued sources in it, builds the
 region, catalog, significance and combined exclusion masks, runs the kernel
 background estimator, writes FITS files, a PNG preview and a JSON summary, and
-prints where they are (see :mod:`gpumask._demo`).
+prints where they are (see :mod:`gpumask.cli._demo`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from .._demo import run_demo  # noqa: PLC0415
     from ..backend import BackendError  # noqa: PLC0415
     from ..info import info  # noqa: PLC0415
+    from ._demo import run_demo  # noqa: PLC0415
 
     try:
         print(info(backend=args.backend))
@@ -46,7 +46,7 @@ def run(args) -> int:
 
 def report(summary) -> list[str]:
     """The lines ``gpumask demo`` prints: the figures, then one line per file."""
-    from .._demo import OUTPUTS  # noqa: PLC0415
+    from ._demo import OUTPUTS  # noqa: PLC0415
 
     sig = summary["significance"]
     cat = summary["catalog"]

@@ -169,7 +169,7 @@ def _input_path(text, option) -> Path:
 def output_paths(out_dir, overwrite) -> dict:
     """``{name: path}`` of the outputs; FileExistsError naming existing ones
     unless ``overwrite``.  Nothing is created here."""
-    from ..io import output_folder_paths  # noqa: PLC0415
+    from ..sky.io import output_folder_paths  # noqa: PLC0415
 
     return output_folder_paths(out_dir, {key: name for key, (name, _) in OUTPUTS.items()}, overwrite)
 
@@ -206,8 +206,8 @@ def read_inputs(args, backend) -> tuple[dict, dict]:
     """``(images, info)``: the estimator's input images on ``backend`` and what
     was read (paths, HDUs, energy bins summed, notes)."""
     from ..backend import read_flag  # noqa: PLC0415
-    from ..datasets import read_dataset  # noqa: PLC0415
-    from ..io import read_map  # noqa: PLC0415
+    from ..sky.datasets import read_dataset  # noqa: PLC0415
+    from ..sky.io import read_map  # noqa: PLC0415
 
     counts_path = _input_path(args.counts, "COUNTS")
     bkg_path = _input_path(args.background, "--background") if args.background else None
@@ -248,7 +248,7 @@ def read_inputs(args, backend) -> tuple[dict, dict]:
 
 
 def _read_exclusion(path, backend):
-    from ..io import read_map  # noqa: PLC0415
+    from ..sky.io import read_map  # noqa: PLC0415
 
     mask = read_map(path, backend=backend)
     if mask.geom.axes:
@@ -262,9 +262,9 @@ def _read_exclusion(path, backend):
 def run_kbe(args) -> dict:
     """Check the options and targets, read the inputs, run the estimator, write
     the outputs; returns the summary written to ``kbe.json``."""
-    from ..io import atomic_write_bytes  # noqa: PLC0415
     from ..backend import count_transfers, resolve_backend  # noqa: PLC0415
-    from ..kernel_background import KernelBackgroundEstimator  # noqa: PLC0415
+    from ..background.kernel import KernelBackgroundEstimator  # noqa: PLC0415
+    from ..sky.io import atomic_write_bytes  # noqa: PLC0415
 
     params = parameters(args)
     paths = output_paths(args.out, args.overwrite)

@@ -1,5 +1,5 @@
 """``gpumask mask [CONFIG.yaml] [flags]``: one field's exclusion mask, the steps of the
-tutorial as a declarative config (see :mod:`gpumask.config`); flags cover the common
+tutorial as a declarative config (see :mod:`gpumask.batch.config`); flags cover the common
 cases and override the config's keys."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def add_parser(sub):
         "(True = usable, gammapy's convention). Flags override the config's keys; paths given as "
         "flags are relative to the working directory, those in the config to its folder.",
     )
-    p.add_argument("config", nargs="?", help="YAML config (see gpumask.config); optional with flags")
+    p.add_argument("config", nargs="?", help="YAML config (see gpumask.batch.config); optional with flags")
     p.add_argument("--name", default="field", help="field name, {name} in file names (default: field)")
     g = p.add_argument_group("geometry (default: the geometry of the significance inputs)")
     g.add_argument("--skydir", nargs=2, metavar=("LON", "LAT"), help="map centre in deg")
@@ -100,8 +100,8 @@ def overrides_from_flags(args) -> dict:
 
 def run(args) -> int:
     from ..backend import BackendError  # noqa: PLC0415
-    from ..config import ConfigError, MaskConfig, merge  # noqa: PLC0415
-    from ..pipeline import field_state, run_job  # noqa: PLC0415
+    from ..batch.config import ConfigError, MaskConfig, merge  # noqa: PLC0415
+    from ..batch.pipeline import field_state, run_job  # noqa: PLC0415
 
     overrides = overrides_from_flags(args)
     try:

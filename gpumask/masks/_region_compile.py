@@ -1,6 +1,6 @@
 """Turn ``regions`` shapes into a packed parameter table for the rasteriser.
 
-The rasteriser (:mod:`gpumask._region_raster`, ``kernels/regions.cu``) knows a
+The rasteriser (:mod:`gpumask.masks._region_raster`, ``kernels/regions.cu``) knows a
 handful of shape *kinds*, each a row of ``NPARAM`` float64 parameters.  This
 module computes those rows on the host, vectorised over groups of alike regions,
 for the two evaluation methods:
@@ -34,6 +34,8 @@ import numpy as np
 from astropy.coordinates import SkyCoord, UnitSphericalRepresentation
 from astropy.time import Time
 from astropy.wcs.utils import skycoord_to_pixel, wcs_to_celestial_frame
+
+from ..sky.geom import frame_rotation_matrix
 
 # Shape kinds; the same numbers are #defined in kernels/regions.cuh.
 KIND_CAP = 1  # c[3], lo, hi: lo <= |p - c|^2 <= hi (circle: lo = -1)
@@ -191,8 +193,6 @@ def _simple_frame(frame):
 def _rotation(coord: SkyCoord, frame):
     """Rotation matrix from ``coord``'s frame to ``frame`` when both are fixed
     rotations of each other (no astropy transformation per call), else None."""
-    from .geom import frame_rotation_matrix  # noqa: PLC0415 - avoids an import cycle
-
     a, b = _simple_frame(coord.frame), _simple_frame(frame)
     if a is None or b is None:
         return None

@@ -1,4 +1,4 @@
-"""Rasterise a :class:`~gpumask._region_compile.ShapeTable` onto a map's pixels.
+"""Rasterise a :class:`~gpumask.masks._region_compile.ShapeTable` onto a map's pixels.
 
 The algorithm, shared by the NumPy path and the CUDA kernel
 (``kernels/regions.cu``):
@@ -30,6 +30,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..backend import to_device
 from ._region_compile import (
     FLAG_EXCLUDE,
     KIND_CAP,
@@ -45,7 +46,6 @@ from ._region_compile import (
     ShapeTable,
     unit_xyz,
 )
-from .backend import to_device
 
 TILE = 32  # pixels per tile side; kernels/regions.cu is built for this value
 SUPER = 8  # tiles per super-tile side (binning only)
@@ -475,7 +475,7 @@ def rasterise_numpy(geom, table: ShapeTable):
 
 def rasterise_cupy(geom, table: ShapeTable, backend):
     """Launch ``rasterise_tiles`` (kernels/regions.cu): one block per active tile."""
-    from ._kernels import get_kernel  # noqa: PLC0415 - cupy only
+    from .._kernels import get_kernel  # noqa: PLC0415 - cupy only
 
     xp = backend.xp
     nx, ny = geom.npix

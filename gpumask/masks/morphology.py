@@ -14,7 +14,7 @@ Algorithms, and why
   ``> 0.5`` on float64 FFTs, whose round-off is many orders of magnitude below
   0.5, so the result is bit-identical to ``binary_dilation`` with the same
   footprint.  The cost, a batched real FFT of the padded planes with the disk's
-  transform cached (:mod:`gpumask.convolution`), does not depend on the radius.
+  transform cached (:mod:`gpumask.stats.convolution`), does not depend on the radius.
   gammapy's FFT dilation thresholds ``> 1`` instead, which needs two True pixels
   and drops isolated ones.  Direct dilation (``scipy.ndimage.binary_dilation``)
   costs O(N r^2).  The exact Euclidean distance transform (``EDT(~m) <= r``,
@@ -49,8 +49,8 @@ every edge.
 Residency
 ---------
 Results stay on the input's backend; no function here calls
-:func:`gpumask.to_host` except :func:`exclusion_from_significance` with
-``nan="raise"`` (one scalar).  ``cupyx.scipy.ndimage.label`` itself reads the
+:func:`gpumask.to_host` (:mod:`gpumask.masks.significance` builds on these tools and
+reads one count with ``nan="raise"``).  ``cupyx.scipy.ndimage.label`` itself reads the
 number of components back from the device (4 bytes, inside CuPy, not counted by
 :func:`gpumask.count_transfers`); the labelling functions therefore synchronise
 the device once per call.
@@ -65,7 +65,9 @@ import numbers
 import numpy as np
 from astropy import units as u
 
-from .backend import backend_of, is_device_array, to_device, to_host
+from ..backend import backend_of, is_device_array, to_device
+from ..sky.maps import Map
+from ..stats.convolution import convolve
 
 __all__ = [
     "binary_dilate",
@@ -75,7 +77,6 @@ __all__ = [
     "fill_holes",
     "remove_small_regions",
     "hysteresis_threshold",
-    "exclusion_from_significance",
     "DIRECT_MAX_AREA",
 ]
 
@@ -85,7 +86,6 @@ DIRECT_MAX_AREA = 49
 
 _REL_TOL = 1e-9  # radii within this relative distance of an integer snap to it
 _KERNELS = ("disk", "box")
-_NAN_POLICIES = ("keep", "exclude", "raise")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -93,8 +93,6 @@ _NAN_POLICIES = ("keep", "exclude", "raise")
 
 def _unwrap(obj, func):
     """``(data, map_or_None)`` of a Map or a numpy/cupy array."""
-    from .maps import Map  # noqa: PLC0415 - maps imports this module lazily
-
     if isinstance(obj, Map):
         return obj.data, obj
     if isinstance(obj, np.ndarray) or is_device_array(obj):
@@ -110,8 +108,6 @@ def _wrap(data, template):
     """A Map on ``template``'s geometry (keeping its meta), or the bare array."""
     if template is None:
         return data
-    from .maps import Map  # noqa: PLC0415
-
     return Map(template.geom, data, unit="", meta=dict(template.meta))
 
 
@@ -430,9 +426,7 @@ def _fft_dilate(be, m, fp):
     below 1e-6 even for 1e9 True pixels under a 1e6-pixel footprint, so the 0.5
     threshold makes the result exact (gammapy thresholds at 1 and so needs two
     pixels).  All planes go through one batched real FFT and the footprint's
-    transform is cached (gpumask.convolution)."""
-    from .convolution import convolve  # noqa: PLC0415
-
+    transform is cached (gpumask.stats.convolution)."""
     return convolve(m, fp.array().astype(np.float64)) > 0.5
 
 
@@ -697,13 +691,7 @@ def _component_sums(be, labels, n, weights):
         values = xp.ones(flat.shape, dtype=xp.float64)
     else:
         values = xp.ascontiguousarray(xp.broadcast_to(weights, labels.shape)).ravel()
-    add_at = getattr(xp.add, "at", None)
-    if add_at is not None:
-        add_at(out, flat, values)
-    else:  # CuPy releases without ufunc.at
-        import cupyx  # noqa: PLC0415
-
-        cupyx.scatter_add(out, flat, values)
+    xp.add.at(out, flat, values)  # CuPy has ufunc.at since 12.1 (gpumask needs 13)
     return out
 
 
@@ -804,62 +792,3 @@ def hysteresis_threshold(image, low, high, *, connectivity=1):
     connectivity = _check_connectivity(connectivity)
     be = backend_of(data)
     return _wrap(_hysteresis(be, data > low, data > high, connectivity), template)
-
-
-def exclusion_from_significance(sqrt_ts, threshold=5.0, *, low=None, nan="keep", connectivity=1):
-    """Exclusion mask from a significance map, in gammapy's convention.
-
-    True = usable for the background, False = excluded.  Without ``low``, the
-    pixels with ``sqrt_ts >= threshold`` are excluded (the gammapy tutorial's
-    ``mask = sqrt_ts < 5``).  With ``low``, whole excesses are excluded: every
-    region of pixels with ``sqrt_ts >= low`` (connected with ``connectivity``)
-    that holds a pixel with ``sqrt_ts >= threshold``.  Both comparisons are
-    inclusive, so ``low=threshold`` gives the plain threshold; scikit-image's
-    ``apply_hysteresis_threshold(sqrt_ts, low, threshold)`` compares strictly
-    (``>``) and differs only on pixels exactly equal to ``low`` or ``threshold``.
-
-    Parameters
-    ----------
-    sqrt_ts : `~gpumask.Map` or array
-        Significance, shape ``(..., ny, nx)``; leading axes are independent planes.
-    threshold : float
-        Pixels at or above it are excluded (and seed the regions when ``low`` is given).
-    low : float, optional
-        Lower threshold of the hysteresis, ``low <= threshold``.
-    nan : {"keep", "exclude", "raise"}
-        NaN pixels (those the estimator masked): "keep" makes them usable (the
-        tutorial sets them True), "exclude" excludes them, "raise" raises
-        ValueError if there is any.  NaN pixels never connect regions.
-    connectivity : {1, 2}
-        4- or 8-neighbour regions for ``low``.
-
-    Returns
-    -------
-    `~gpumask.Map` or array
-        Boolean, same geometry/shape and backend as ``sqrt_ts``.  Nothing is copied
-        to the host, except one count with ``nan="raise"``.
-    """
-    data, template = _image_input(sqrt_ts, "exclusion_from_significance", name="sqrt_ts map")
-    threshold = _check_threshold(threshold, "threshold")
-    if low is not None:
-        low = _check_threshold(low, "low")
-        if low > threshold:
-            raise ValueError(f"low ({low}) must not be above threshold ({threshold})")
-    if not isinstance(nan, str) or nan not in _NAN_POLICIES:
-        raise ValueError(f"nan must be one of {_NAN_POLICIES}, got {nan!r}")
-    connectivity = _check_connectivity(connectivity)
-    be = backend_of(data)
-    xp = be.xp
-    if nan == "raise":
-        n_nan = int(to_host(xp.count_nonzero(xp.isnan(data))))
-        if n_nan:
-            raise ValueError(
-                f"sqrt_ts has {n_nan} NaN pixels (nan='raise'); use nan='keep' to count them as "
-                "usable or nan='exclude' to exclude them"
-            )
-    seeds = data >= threshold
-    excluded = seeds if low is None else _hysteresis(be, data >= low, seeds, connectivity)
-    usable = ~excluded
-    if nan == "exclude":
-        usable &= ~xp.isnan(data)
-    return _wrap(usable, template)

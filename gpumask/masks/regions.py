@@ -47,9 +47,10 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
 
+from ..backend import resolve_backend, to_device
+from ..sky.maps import Map
 from . import _region_compile as rc
-from ._region_raster import rasterise_cupy, rasterise_numpy
-from .backend import resolve_backend, to_device
+from ._region_raster import _eval_kind, rasterise_cupy, rasterise_numpy
 
 __all__ = ["make_region", "parse_regions", "region_mask", "METHODS"]
 
@@ -495,8 +496,6 @@ def _raster(geom, leaves, method, backend, extra=None):
 def _corner_bits(table):
     """Bits of the pixel-kind shapes that contain pixel (-1, -1), where gammapy
     tests the pixels that have no sky coordinates."""
-    from ._region_raster import _eval_kind  # noqa: PLC0415
-
     bits = 0
     for m in np.flatnonzero(np.isin(table.kind, rc.PIXEL_KINDS)):
         p = [np.array([[v]]) for v in table.params[m]]
@@ -541,8 +540,6 @@ def region_mask(geom, regions, inside=True, method="sky", backend=None):
 def _region_mask(geom, regions, inside, method, backend, extra=None):
     """:func:`region_mask`, with ``extra``: a ShapeTable of more include shapes
     (built directly from arrays, e.g. catalog sources) rasterised in the same pass."""
-    from .maps import Map  # noqa: PLC0415 - maps imports geom, which imports us lazily
-
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not isinstance(inside, (bool, np.bool_)):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backend import common_backend
+from ..backend import common_backend
 from .io import FitsReadError, map_from_hdulist, open_fits
 from .maps import Map
 

@@ -10,8 +10,11 @@ pixel convention:
 
 Per-pixel sky coordinates (:meth:`WcsGeom.get_coord`) are computed on the requested
 backend.  For CAR, TAN, SIN, AIT, ZEA, ARC, STG and MOL (any reference point) the
-device code in :mod:`gpumask.projections` matches astropy to 1e-9 deg; any other
+device code in :mod:`gpumask.sky.projections` matches astropy to 1e-9 deg; any other
 WCS is evaluated by astropy on the host and uploaded (no device->host copy).
+
+Reaches up a layer: ``region_mask`` and ``exclusion_mask`` (gammapy's convenience
+methods) call :mod:`gpumask.masks` when used.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from astropy.nddata import Cutout2D
 from astropy.wcs import WCS
 from astropy.wcs.utils import celestial_frame_to_wcs, proj_plane_pixel_scales, wcs_to_celestial_frame
 
-from ._utils import parse_angle, parse_angle_pair
+from .._utils import parse_angle, parse_angle_pair
+from ..backend import backend_of, get_backend, is_device_array, resolve_backend, to_device, to_host
+from ..errors import HostFallbackWarning
 from .axes import MapAxis, axes_from_bands_hdu, axes_header
-from .backend import is_device_array, resolve_backend, to_device, to_host
-from .errors import HostFallbackWarning
+from .projections import WcsParams, pix2world, pixel_grid_world, world2pix
 
 __all__ = ["WcsGeom", "frame_rotation_matrix"]
 
@@ -299,8 +303,6 @@ class WcsGeom:
 
     @functools.cached_property
     def _device_params(self):
-        from .projections import WcsParams  # noqa: PLC0415 - keeps import light
-
         return WcsParams.from_wcs(self._wcs)
 
     @property
@@ -328,13 +330,9 @@ class WcsGeom:
                 stacklevel=2,
             )
             lon, lat = self._astropy_pix2world(to_host(x), to_host(y))
-            import cupy  # noqa: PLC0415 - only reached with cupy arrays
-
-            xp = cupy
+            xp = get_backend("cupy").xp
             lon, lat = xp.asarray(lon), xp.asarray(lat)
         elif on_device or params is not None:
-            from .projections import pix2world  # noqa: PLC0415
-
             xp = _array_module(x)
             lon, lat = pix2world(params, xp.asarray(x, dtype=float), xp.asarray(y, dtype=float), xp=xp)
         else:
@@ -367,8 +365,6 @@ class WcsGeom:
                     f"projection {self.projection!r} has no device implementation; pass "
                     "host arrays or a SkyCoord"
                 )
-            from .projections import world2pix  # noqa: PLC0415
-
             xp = _array_module(lon)
             return world2pix(params, xp.asarray(lon, dtype=float), xp.asarray(lat, dtype=float), xp=xp)
         lon = np.asarray(lon, dtype=float)
@@ -422,8 +418,6 @@ class WcsGeom:
         params = self._device_params
         nx, ny = self._npix
         if params is not None:
-            from .projections import pixel_grid_world  # noqa: PLC0415
-
             lon, lat = pixel_grid_world(params, nx, ny, xp=be.xp, mode=mode)
         else:
             x, y = self.get_pix(mode=mode, backend="numpy")
@@ -498,17 +492,17 @@ class WcsGeom:
         (points) or a list of these; ds9 ``-shape`` exclusions are honoured.
         ``method="sky"`` (default) is exact spherical geometry; ``method="pixel"``
         reproduces gammapy 2.1 (regions 0.11) bit for bit.  See
-        :mod:`gpumask.regions`.  The mask is built on ``backend`` (default: the
+        :mod:`gpumask.masks.regions`.  The mask is built on ``backend`` (default: the
         active selection) and repeated over non-spatial axes.
         """
-        from .regions import region_mask  # noqa: PLC0415 - regions imports are heavy
+        from ..masks.regions import region_mask  # noqa: PLC0415 - regions imports are heavy
 
         return region_mask(self, regions, inside=inside, method=method, backend=backend)
 
     def exclusion_mask(self, catalog=None, regions=None, **kwargs):
         """Exclusion mask (True = usable) from source catalogs and regions; see
-        :func:`gpumask.catalog_mask.exclusion_mask`."""
-        from .catalog_mask import exclusion_mask  # noqa: PLC0415
+        :func:`gpumask.masks.catalog_mask.exclusion_mask`."""
+        from ..masks.catalog_mask import exclusion_mask  # noqa: PLC0415
 
         return exclusion_mask(self, catalog=catalog, regions=regions, **kwargs)
 
@@ -604,11 +598,7 @@ def _half_box(width_px: float) -> int:
 
 
 def _array_module(array):
-    if is_device_array(array):
-        import cupy  # noqa: PLC0415 - only reached with cupy arrays
-
-        return cupy
-    return np
+    return backend_of(array).xp
 
 
 def _rotate_lonlat(lon, lat, matrix, xp):

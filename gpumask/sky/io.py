@@ -36,9 +36,9 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 
+from ..backend import resolve_backend, to_device, to_host
+from ..errors import GammapyCompatibilityWarning
 from .axes import axes_to_bands_hdu
-from .backend import resolve_backend, to_device, to_host
-from .errors import GammapyCompatibilityWarning
 from .geom import WcsGeom
 from .maps import Map
 

@@ -7,6 +7,10 @@ through :func:`gpumask.to_host` and are counted.
 
 Boolean maps follow gammapy's exclusion-mask convention: ``True`` = pixel is used,
 ``False`` = excluded.
+
+Reaches up a layer: the gammapy-style methods ``convolve`` (:mod:`gpumask.stats`)
+and ``binary_dilate``/``binary_erode``/``fill_holes``/... (:mod:`gpumask.masks`) are
+thin wrappers imported when called.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import operator
 import numpy as np
 from astropy import units as u
 
-from .backend import (
+from ..backend import (
     Backend,
     backend_of,
     common_backend,
@@ -97,13 +101,13 @@ class Map:
 
     @classmethod
     def read(cls, filename, hdu=None, hdu_bands=None, format=None, backend=None):
-        """Read a map from a FITS file (see :func:`gpumask.io.read_map`)."""
+        """Read a map from a FITS file (see :func:`gpumask.sky.io.read_map`)."""
         from .io import read_map  # noqa: PLC0415
 
         return read_map(filename, hdu=hdu, hdu_bands=hdu_bands, format=format, backend=backend)
 
     def write(self, filename, overwrite=False, hdu=None, hdu_bands=None, checksum=False):
-        """Write to FITS atomically (see :func:`gpumask.io.write_map`)."""
+        """Write to FITS atomically (see :func:`gpumask.sky.io.write_map`)."""
         from .io import write_map  # noqa: PLC0415
 
         write_map(self, filename, overwrite=overwrite, hdu=hdu, hdu_bands=hdu_bands, checksum=checksum)
@@ -510,22 +514,22 @@ class Map:
     # ------------------------------------------------------------------ convolution
     def convolve(self, kernel, dtype=np.float64) -> "Map":
         """Zero-padded "same" FFT convolution of every image plane with ``kernel``
-        (gammapy's method name); see :func:`gpumask.convolution.convolve`."""
-        from .convolution import convolve  # noqa: PLC0415
+        (gammapy's method name); see :func:`gpumask.stats.convolution.convolve`."""
+        from ..stats.convolution import convolve  # noqa: PLC0415
 
         return convolve(self, kernel, dtype=dtype)
 
     # ------------------------------------------------------------------ morphology
-    # Thin wrappers of gpumask.morphology (see there for algorithms and boundaries).
+    # Thin wrappers of gpumask.masks.morphology (see there for algorithms and boundaries).
     def binary_dilate(self, width, kernel="disk", use_fft=None, *, gammapy_rounding=False, method="auto") -> "Map":
         """Dilate a boolean map by a disk or box of ``width`` (gammapy's method).
 
         Exact (equal to ``scipy.ndimage.binary_dilation`` with the footprint) and
-        O(N) whatever the width: see :func:`gpumask.morphology.binary_dilate`.
+        O(N) whatever the width: see :func:`gpumask.masks.morphology.binary_dilate`.
         ``use_fft`` is accepted for gammapy compatibility and ignored (gammapy's
         FFT dilation drops isolated pixels).  Same backend as the map.
         """
-        from .morphology import _check_use_fft, binary_dilate  # noqa: PLC0415
+        from ..masks.morphology import _check_use_fft, binary_dilate  # noqa: PLC0415
 
         _check_use_fft(use_fft)
         return binary_dilate(self, width, kernel=kernel, gammapy_rounding=gammapy_rounding, method=method)
@@ -535,13 +539,13 @@ class Map:
     ) -> "Map":
         """Erode a boolean map by a disk or box of ``width`` (gammapy's method).
 
-        Exact and O(N): see :func:`gpumask.morphology.binary_erode`.  Outside the
+        Exact and O(N): see :func:`gpumask.masks.morphology.binary_erode`.  Outside the
         map counts as True by default (``border_value=True``: the edge erodes
         nothing), which differs from gammapy: its erosion (FFT or not) eats a
         margin along every edge, as ``border_value=False`` does here.
         ``use_fft`` is accepted for gammapy compatibility and ignored.
         """
-        from .morphology import _check_use_fft, binary_erode  # noqa: PLC0415
+        from ..masks.morphology import _check_use_fft, binary_erode  # noqa: PLC0415
 
         _check_use_fft(use_fft)
         return binary_erode(
@@ -550,29 +554,29 @@ class Map:
 
     def fill_holes(self) -> "Map":
         """Boolean map with the holes of its True regions filled
-        (:func:`gpumask.morphology.fill_holes`)."""
-        from .morphology import fill_holes  # noqa: PLC0415
+        (:func:`gpumask.masks.morphology.fill_holes`)."""
+        from ..masks.morphology import fill_holes  # noqa: PLC0415
 
         return fill_holes(self)
 
     def remove_small_regions(self, min_area, *, connectivity=1) -> "Map":
         """Boolean map without the True regions smaller than ``min_area`` (pixels
-        or a solid angle; :func:`gpumask.morphology.remove_small_regions`)."""
-        from .morphology import remove_small_regions  # noqa: PLC0415
+        or a solid angle; :func:`gpumask.masks.morphology.remove_small_regions`)."""
+        from ..masks.morphology import remove_small_regions  # noqa: PLC0415
 
         return remove_small_regions(self, min_area, connectivity=connectivity)
 
     def label(self, *, connectivity=1) -> "Map":
         """int32 map of connected-component labels, per 2-D plane
-        (:func:`gpumask.morphology.label`)."""
-        from .morphology import label  # noqa: PLC0415
+        (:func:`gpumask.masks.morphology.label`)."""
+        from ..masks.morphology import label  # noqa: PLC0415
 
         return label(self, connectivity=connectivity)
 
     def hysteresis_threshold(self, low, high, *, connectivity=1) -> "Map":
         """Boolean map of the pixels above ``low`` connected to a pixel above
-        ``high`` (:func:`gpumask.morphology.hysteresis_threshold`)."""
-        from .morphology import hysteresis_threshold  # noqa: PLC0415
+        ``high`` (:func:`gpumask.masks.morphology.hysteresis_threshold`)."""
+        from ..masks.morphology import hysteresis_threshold  # noqa: PLC0415
 
         return hysteresis_threshold(self, low, high, connectivity=connectivity)
 

@@ -31,8 +31,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._utils import parse_angle
-from .backend import backend_of, is_device_array, to_device
+from .._utils import parse_angle
+from ..backend import backend_of, is_device_array, to_device
+from ..sky.maps import Map
 
 __all__ = [
     "convolve",
@@ -142,8 +143,6 @@ def convolve(data, kernel, dtype=np.float64):
         Same type, shape and backend as ``data``; a Map keeps its geometry and
         unit.  Pixels outside the image count as zero.
     """
-    from .maps import Map  # noqa: PLC0415 - maps imports this module's users
-
     dtype = _check_dtype(dtype)
     if isinstance(data, Map):
         out = convolve(data.data, kernel, dtype=dtype)

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from .backend import backend_of, get_backend, is_device_array
+from ..backend import backend_of, get_backend, is_device_array
 
 __all__ = [
     "TRUNCATION_VALUE",

@@ -16,7 +16,7 @@ OR-ed over the group's bins, AND ``mask_fit`` likewise):
 then ``ts``, ``sqrt_ts`` and the excess and its errors from
 :mod:`gpumask.stats`.  Every output is NaN where ``mask`` is False.  The
 convolutions of one call share a single batched real FFT (see
-:mod:`gpumask.convolution`) and the kernel transform is cached, so a second field
+:mod:`gpumask.stats.convolution`) and the kernel transform is cached, so a second field
 of the same shape pays for no kernel FFT.
 
 Differences from gammapy 2.1, all on purpose:
@@ -26,7 +26,7 @@ Differences from gammapy 2.1, all on purpose:
   times the reference exposure);
 * convolutions are kept in float64 (gammapy rounds them to float32 storage);
 * Cash errors solve the Lambert-W equation directly, so they stay accurate for
-  large counts, where ``scipy.special.lambertw`` loses digits (see stats.py);
+  large counts, where ``scipy.special.lambertw`` loses digits (see counts_statistic.py);
 * the "sensitivity" selection is not available;
 * with on/off data, pixels with no off count under the disk get alpha and
   ``sqrt_ts`` NaN; gammapy divides FFT round-off there (an arbitrary alpha,
@@ -45,13 +45,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._utils import parse_angle
-from .axes import MapAxis
-from .backend import common_backend
+from .._utils import parse_angle
+from ..backend import common_backend
+from ..sky.axes import MapAxis
+from ..sky.datasets import MapDataset, MapDatasetOnOff
+from ..sky.maps import Map
 from .convolution import convolve, disk_kernel
-from .datasets import MapDataset, MapDatasetOnOff
-from .maps import Map
-from .stats import CashCountsStatistic, WStatCountsStatistic, positive_number
+from .counts_statistic import CashCountsStatistic, WStatCountsStatistic, positive_number
 
 __all__ = ["ExcessMapEstimator", "ExcessMaps", "excess_map"]
 

@@ -13,7 +13,7 @@ import gpumask
 from gpumask import KernelBackgroundEstimator, KernelBackgroundResult, Map, WcsGeom
 from gpumask.backend import to_host
 
-from .conftest import assert_on_backend
+from ..conftest import assert_on_backend
 
 
 def _host(value):
@@ -351,8 +351,8 @@ def test_bad_images():
 
 
 def test_significance_is_the_cash_statistic(backend):
-    from gpumask.kernel_background import _Problem
-    from gpumask.stats import CashCountsStatistic
+    from gpumask.background.kernel import _Problem
+    from gpumask.stats.counts_statistic import CashCountsStatistic
 
     rng = np.random.default_rng(4)
     counts = backend.xp.asarray(rng.poisson(3.0, (40, 50)).astype(float))
@@ -361,7 +361,7 @@ def test_significance_is_the_cash_statistic(backend):
     kbe = KernelBackgroundEstimator(Tophat2DKernel(2).array, Ring2DKernel(3, 2).array)
     problem = _Problem(kbe, {"counts": counts})
     got = problem.significance(background)
-    b = gpumask.convolution.convolve(background, problem.k_src)
+    b = gpumask.stats.convolution.convolve(background, problem.k_src)
     with np.errstate(divide="ignore", invalid="ignore"):
         ref = _host(CashCountsStatistic(problem.n_on, b).sqrt_ts)
     ref[_host(problem.n_on) < 1] = np.nan

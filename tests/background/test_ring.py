@@ -25,12 +25,12 @@ from scipy import ndimage
 
 import gpumask
 from gpumask import Map, MapAxis, WcsGeom, to_host
-from gpumask.convolution import Convolver, disk_kernel
-from gpumask.datasets import MapDataset, MapDatasetOnOff
-from gpumask import ring_background as rb
-from gpumask.ring_background import AdaptiveRingBackgroundEstimator, RingBackgroundEstimator
+from gpumask.stats.convolution import Convolver, disk_kernel
+from gpumask.sky.datasets import MapDataset, MapDatasetOnOff
+from gpumask.background import ring as rb
+from gpumask.background.ring import AdaptiveRingBackgroundEstimator, RingBackgroundEstimator
 
-from .conftest import assert_on_backend
+from ..conftest import assert_on_backend
 
 GC = "fermi-3fhl-gc/fermi-3fhl-gc.fits.gz"
 GAMMAPY_RTOL = 3e-6  # gammapy's float32 FFTs: ~1e-7 of the max, 1.8e-6 relative at faint pixels

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from gpumask.config import ConfigError, MaskConfig
+from gpumask.batch.config import ConfigError, MaskConfig
 from gpumask.__main__ import main
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import gpumask
 from gpumask import to_host
-from gpumask.estimators import ExcessMapEstimator
+from gpumask.stats.excess import ExcessMapEstimator
 
 CRAB = "fermi-3fhl-crab/Fermi-LAT-3FHL_data_Fermi-LAT.fits"
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import gpumask
-from gpumask._example_fields import write_example_fields
+from gpumask.batch.examples import write_example_fields
 from gpumask.__main__ import main
-from gpumask.batch import Progress, load_fields, parse_shard, plan, run_batch, select_shard, shard_from_env
-from gpumask.config import ConfigError, MaskConfig
-from gpumask.pipeline import field_state, run_job, run_jobs
+from gpumask.batch.runner import Progress, load_fields, parse_shard, plan, run_batch, select_shard, shard_from_env
+from gpumask.batch.config import ConfigError, MaskConfig
+from gpumask.batch.pipeline import field_state, run_job, run_jobs
 
 N_FIELDS = 20
 NPIX = 64
@@ -348,7 +348,7 @@ def test_yaml_field_list_with_geometry_from_the_fields(tmp_path, backend):
 
 
 def test_progress_bar_and_log_lines():
-    from gpumask.pipeline import FieldOutcome
+    from gpumask.batch.pipeline import FieldOutcome
 
     log = io.StringIO()
     p = Progress(2, stream=log, tty=False)
@@ -405,7 +405,7 @@ MARK = Path({mark!r})
 
 
 def dask_setup(worker):
-    import gpumask.io as gio
+    import gpumask.sky.io as gio
 
     original = gio.atomic_write_hdulist
 

@@ -20,7 +20,7 @@ from astropy.table import Table
 from numpy.testing import assert_allclose, assert_array_equal
 
 import gpumask
-from gpumask.catalog import FORMATS, R68_PER_SIGMA, SourceCatalog, load
+from gpumask.catalog.source_catalog import FORMATS, R68_PER_SIGMA, SourceCatalog, load
 from gpumask.errors import GpumaskWarning
 
 FILES = {

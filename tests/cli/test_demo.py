@@ -1,4 +1,4 @@
-"""``gpumask info`` / ``gpumask demo`` (README's first command)."""
+"""``gpumask demo``: README's first command, its files, figures and numbers."""
 
 from __future__ import annotations
 
@@ -20,12 +20,6 @@ DEMO_FITS = (
 DEMO_FILES = DEMO_FITS + ("preview.png", "summary.json")
 
 
-def test_info_command(capsys):
-    assert main(["info", "--backend", "numpy"]) == 0
-    out = capsys.readouterr().out
-    assert "backend         : numpy" in out and "explicit backend= argument" in out
-
-
 def test_demo_writes_the_tutorial_mask(tmp_path, capsys):
     out_dir = tmp_path / "demo"
     assert main(["demo", "--out", str(out_dir), "--backend", "numpy"]) == 0
@@ -40,7 +34,7 @@ def test_demo_writes_the_tutorial_mask(tmp_path, capsys):
     # The tutorial's two regions, rasterised independently with the regions package
     # (pixel-centre containment) on the same WCS: the same pixels are excluded.
     regions = pytest.importorskip("regions")
-    from gpumask._demo import DEMO_REGIONS
+    from gpumask.cli._demo import DEMO_REGIONS
 
     ny, nx = mask.geom.data_shape
     yy, xx = np.mgrid[:ny, :nx]
@@ -55,7 +49,7 @@ def test_demo_significance_and_combined_masks(tmp_path):
     """The demo's significance step, redone here from its public pieces, and the
     combination of the three masks: every file is a boolean mask and nothing left
     the device early."""
-    from gpumask._demo import demo_geom, simulated_dataset
+    from gpumask.cli._demo import demo_geom, simulated_dataset
 
     assert main(["demo", "--out", str(tmp_path), "--backend", "numpy"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -85,7 +79,7 @@ def test_demo_significance_and_combined_masks(tmp_path):
 def test_demo_kernel_background(tmp_path):
     """Step 5: the iterative estimator finds the simulated sources and a background
     whose mean is within 2% of the true one, and its files are what a rerun gives."""
-    from gpumask._demo import simulated_dataset, true_background
+    from gpumask.cli._demo import simulated_dataset, true_background
 
     assert main(["demo", "--out", str(tmp_path), "--backend", "numpy"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())["kernel_background"]
@@ -155,13 +149,13 @@ def _package_sources():
 
     from astropy.table import Table
 
-    ref = importlib.resources.files("gpumask") / "data" / "demo_sources.ecsv"
+    ref = importlib.resources.files("gpumask.cli") / "data" / "demo_sources.ecsv"
     with importlib.resources.as_file(ref) as path:
         return Table.read(path, format="ascii.ecsv")
 
 
 def test_demo_sources_are_package_data():
-    from gpumask._demo import demo_catalog, demo_geom
+    from gpumask.cli._demo import demo_catalog, demo_geom
 
     table = _package_sources()
     assert 4 <= len(table) <= 7 and "Crab nebula" in list(table["Source_Name"])
@@ -219,7 +213,7 @@ def test_demo_preview_png(tmp_path):
     image = pytest.importorskip("matplotlib.image")
     from matplotlib import colormaps
 
-    from gpumask._png import OUTLINE_COLOUR
+    from gpumask.cli._png import OUTLINE_COLOUR
 
     assert main(["demo", "--out", str(tmp_path), "--backend", "numpy"]) == 0
     picture = image.imread(tmp_path / "preview.png")
@@ -257,7 +251,7 @@ def test_demo_preview_png(tmp_path):
 
 def test_write_png_round_trip(tmp_path):
     image = pytest.importorskip("matplotlib.image")
-    from gpumask._png import write_png
+    from gpumask.cli._png import write_png
 
     rgb = np.random.default_rng(5).integers(0, 256, size=(7, 13, 3), dtype=np.uint8)
     path = tmp_path / "x.png"
@@ -296,16 +290,3 @@ def test_demo_runs_without_matplotlib(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_python_dash_m_entry_point(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "gpumask", "info", "--backend", "numpy"],
-        capture_output=True, text=True, check=True,
-    )
-    assert "gpumask info" in result.stdout
-
-
-def test_bad_backend_is_reported(capsys):
-    assert main(["info", "--backend", "tpu"]) == 2
-    assert "tpu" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 // Host driver for kernels/regions.cuh: runs the per-thread body of kernel
 // rasterise_tiles (kernels/regions.cu) on the CPU, for every thread of every
 // block of the launch grid, so that tests/test_region_kernel.py can compare the
-// device code with gpumask._region_raster.rasterise_numpy.
+// device code with gpumask.masks._region_raster.rasterise_numpy.
 //
 // usage: regions_harness < BLOB > IMAGE
 //

@@ -1,6 +1,6 @@
 """Exclusion masks from catalogs: the tutorial's 3FGL step against gammapy 2.1,
-spherical masks against an independent k-d tree of pixel centres, the radius rules
-against the catalog columns, and the orientation of Fermi ellipses."""
+spherical masks against an independent k-d tree of pixel centres, and the
+orientation of Fermi ellipses (the radius rules: tests/catalog/test_shapes.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from scipy.spatial import cKDTree
 import gpumask
 from gpumask import WcsGeom, to_host
 from gpumask.catalog import SourceCatalog
-from gpumask.catalog_mask import DEFAULT_SCALE, exclusion_mask, source_shapes, to_regions, touching
+from gpumask.catalog.shapes import source_shapes, to_regions
+from gpumask.masks.catalog_mask import exclusion_mask, touching
 from gpumask.errors import GpumaskWarning
 
 FGL3 = "catalogs/fermi/gll_psc_v16.fit.gz"
@@ -89,28 +90,6 @@ def test_whole_3fgl_on_a_plane_strip(fgl3):
     assert not far.any()
 
 
-def test_default_rules_follow_the_columns(data_dir):
-    hgps = SourceCatalog.read(data_dir / HGPS)
-    shapes = source_shapes(hgps)
-    morph = hgps.morphology
-    gauss = np.asarray(morph["type"]) == "gauss"
-    sigma = np.asarray(morph["size"], float)
-    np.testing.assert_allclose(shapes.semi_major[gauss], np.hypot(DEFAULT_SCALE["gauss"] * sigma[gauss], 0.1))
-    point = np.asarray(morph["type"]) == "point"
-    ul = np.asarray(morph["size_ul"], float)
-    bounded = point & np.isfinite(ul)
-    assert bounded.sum() == 17 and (point & ~bounded).sum() == 6
-    np.testing.assert_allclose(shapes.semi_major[point & ~bounded], 0.1)
-    np.testing.assert_allclose(shapes.semi_major[bounded], np.hypot(ul[bounded], 0.1))  # limit as size
-    custom = source_shapes(hgps, psf="0.05 deg", scale={"gauss": 2.0}, min_radius="0.2 deg")
-    np.testing.assert_allclose(custom.semi_major[gauss], np.maximum(np.hypot(2 * sigma[gauss], 0.05), 0.2))
-    np.testing.assert_allclose(custom.semi_major[point & ~bounded], 0.2)
-    constant = source_shapes(hgps, radius="0.3 deg")
-    assert np.all(constant.semi_major == 0.3) and np.all(constant.is_circle)
-    per_source = source_shapes(hgps, radius=np.linspace(0.1, 0.5, len(hgps)) * u.deg)
-    np.testing.assert_allclose(per_source.semi_major, np.linspace(0.1, 0.5, len(hgps)))
-
-
 def test_fermi_ellipses_point_along_their_position_angle(fgl3):
     """Excluded pixels of one elongated extended source lie along its PA (north
     through east), an orientation check independent of the regions package."""
@@ -171,25 +150,6 @@ def test_catalogs_and_regions_combine(backend, fgl3, data_dir):
     # the regions path (regions objects) gives the same mask as the array path
     regs = list(to_regions(fgl3.select(touching(geom, fgl3)))) + list(to_regions(hgps.select(touching(geom, hgps))))
     np.testing.assert_array_equal(to_host(geom.region_mask(regs + [box], inside=False).data), both)
-
-
-def test_bad_input(fgl3):
-    with pytest.raises(ValueError, match="radius"):
-        source_shapes(fgl3, radius="0.3 deg", psf="0.1 deg")
-    with pytest.raises(ValueError, match="psf"):
-        source_shapes(fgl3, psf="-1 deg")
-    with pytest.raises(ValueError, match="scale keys"):
-        source_shapes(fgl3, scale={"gaussian": 2})
-    with pytest.raises(ValueError, match="scale"):
-        source_shapes(fgl3, scale=-1)
-    with pytest.raises(ValueError, match="values for"):
-        source_shapes(fgl3, radius=[0.1, 0.2] * u.deg)
-    with pytest.raises(ValueError, match="angle"):
-        source_shapes(fgl3, radius=[1.0] * len(fgl3) * u.s)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with pytest.raises(GpumaskWarning, match="zero radius"):
-            source_shapes(fgl3, psf=0)
 
 
 def test_top_level_name():

@@ -11,10 +11,10 @@ from astropy import units as u
 
 import gpumask
 from gpumask import Map, MapAxis, WcsGeom
-from gpumask import morphology as mo
-from gpumask.convolution import convolve, gaussian_kernel
+from gpumask.masks import morphology as mo
+from gpumask.stats.convolution import convolve, gaussian_kernel
 
-from .conftest import assert_on_backend
+from ..conftest import assert_on_backend
 
 RADII = (0, 0.5, 1, 1.5, 2, 5, 7.3, 25)
 DENSITIES = (0.002, 0.03, 0.3, 0.7, 0.97)
@@ -460,53 +460,9 @@ def test_hysteresis_on_fermi_gc_counts(backend, data_dir):
     want = filters.apply_hysteresis_threshold(host, low, high)
     assert 100 < want.sum() < host.size / 2
     np.testing.assert_array_equal(got.to_numpy(), want)
-    excl = mo.exclusion_from_significance(smooth, threshold=high, low=low)
+    excl = gpumask.exclusion_from_significance(smooth, threshold=high, low=low)
     np.testing.assert_array_equal(excl.to_numpy(), ~want)
     assert excl.geom == counts.geom
-
-
-# ----------------------------------------------------------------------------- exclusion
-
-
-def test_exclusion_from_significance(backend, rng):
-    filters = pytest.importorskip("skimage.filters")
-    sqrt_ts = ndi.gaussian_filter(rng.normal(size=(60, 70)), 1.5) * 12
-    sqrt_ts[rng.uniform(size=sqrt_ts.shape) < 0.03] = np.nan
-    sqrt_ts[:5, :5] = -10.0
-    sqrt_ts[1, 1], sqrt_ts[1, 2], sqrt_ts[1, 3] = 5.0, 3.0, np.nan  # exact ties
-    geom = WcsGeom.create(npix=(70, 60), binsz=0.05)
-    m = Map.from_geom(geom, data=_dev(backend, sqrt_ts))
-    nan = np.isnan(sqrt_ts)
-    with np.errstate(invalid="ignore"):
-        plain = sqrt_ts < 5
-    plain[nan] = True  # the tutorial's recipe
-    got = mo.exclusion_from_significance(m)
-    assert isinstance(got, Map) and got.is_mask and got.geom == geom
-    np.testing.assert_array_equal(got.to_numpy(), plain)
-    assert not got.to_numpy()[1, 1] and got.to_numpy()[1, 2:4].all()  # >= threshold is excluded
-    np.testing.assert_array_equal(mo.exclusion_from_significance(m, 5.0, low=5.0).to_numpy(), plain)
-    np.testing.assert_array_equal(mo.exclusion_from_significance(m, nan="exclude").to_numpy(), plain & ~nan)
-
-    hyst = mo.exclusion_from_significance(m, 5.0, low=3.0).to_numpy()
-    sk = filters.apply_hysteresis_threshold(np.nan_to_num(sqrt_ts, nan=-np.inf), 3.0, 5.0)
-    sk_ties = sk.copy()
-    assert not sk[1, 1:3].any()  # strict comparisons: neither tie counts for scikit-image
-    sk_ties[1, 1:3] = True  # inclusive: the pixel at 5.0 seeds, the one at 3.0 joins it
-    np.testing.assert_array_equal(hyst, ~sk_ties)
-    assert (hyst <= plain).all() and (~hyst).sum() > (~plain).sum()
-    hyst8 = mo.exclusion_from_significance(m, 5.0, low=3.0, connectivity=2, nan="exclude").to_numpy()
-    assert (hyst8 <= hyst).all() and not hyst8[nan].any()
-
-
-def test_exclusion_nan_raise_copies_one_scalar(backend):
-    data = np.zeros((10, 12))
-    ok = _dev(backend, data)
-    with gpumask.count_transfers() as counter:
-        out = mo.exclusion_from_significance(ok, nan="raise")
-    assert counter.calls == 1 and bool(_host(out).all())
-    data[3, 4] = np.nan
-    with pytest.raises(ValueError, match="1 NaN pixels.*nan='keep'"):
-        mo.exclusion_from_significance(_dev(backend, data), nan="raise")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -539,9 +495,6 @@ def test_errors_name_the_value(backend, geom):
         (lambda: mo.hysteresis_threshold(mask, 0, 1), ValueError, "real-valued image.*bool"),
         (lambda: mo.hysteresis_threshold(floats, float("nan"), 1), ValueError, "low must not be NaN"),
         (lambda: mo.hysteresis_threshold(floats, "0", 1), ValueError, "low must be a real number.*'0'"),
-        (lambda: mo.exclusion_from_significance(floats, 5, low=6), ValueError, r"low \(6.0\).*threshold \(5.0\)"),
-        (lambda: mo.exclusion_from_significance(floats, nan="drop"), ValueError, "nan must be one of.*'drop'"),
-        (lambda: mo.exclusion_from_significance(floats, connectivity=0), ValueError, "connectivity"),
     ]
     for call, exc, match in cases:
         with pytest.raises(exc, match=match):
@@ -559,7 +512,7 @@ def test_pipeline_copies_nothing(backend, rng):
     geom = WcsGeom.create(npix=(80, 60), binsz=0.05, frame="galactic", axes=[axis])
     sqrt_ts = Map.from_geom(geom, data=_dev(backend, ndi.gaussian_filter(rng.normal(size=geom.data_shape), 2) * 20))
     with gpumask.count_transfers() as counter:
-        excl = mo.exclusion_from_significance(sqrt_ts, 5.0, low=3.0)
+        excl = gpumask.exclusion_from_significance(sqrt_ts, 5.0, low=3.0)
         excl = excl.binary_erode("0.3 deg")
         grown = (~excl).binary_dilate("0.1 deg", kernel="box")
         cleaned = grown.remove_small_regions("1e-4 sr").fill_holes()

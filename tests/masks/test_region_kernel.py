@@ -3,8 +3,8 @@
 ``gpumask_region_tile_thread<32>`` is the whole per-thread body of kernel
 ``rasterise_tiles``; tests/cpu_harness/regions_harness.cpp compiles it with g++
 and runs it for every thread of every block of the launch grid.  Its image is
-compared with :func:`gpumask._region_raster.rasterise_numpy` on shape tables built
-through the public compilation path (``gpumask.regions._compile`` and
+compared with :func:`gpumask.masks._region_raster.rasterise_numpy` on shape tables built
+through the public compilation path (``gpumask.masks.regions._compile`` and
 ``bin_shapes``), so both sides see the very same parameter rows and CSR lists.
 
 Exactness.  ``method="pixel"`` uses integer pixel centres, IEEE + - * / and hypot
@@ -45,12 +45,12 @@ from regions import (
 )
 
 from gpumask import WcsGeom
-from gpumask import _region_compile as rc
-from gpumask import _region_raster as rr
+from gpumask.masks import _region_compile as rc
+from gpumask.masks import _region_raster as rr
 from gpumask._kernels import kernel_dir
 from gpumask.backend import get_backend
-from gpumask.projections import SUPPORTED_PROJECTIONS
-from gpumask.regions import _compile, _include, parse_regions
+from gpumask.sky.projections import SUPPORTED_PROJECTIONS
+from gpumask.masks.regions import _compile, _include, parse_regions
 
 HARNESS_MAGIC = 0x4D524752
 PROJS = ("CAR", "TAN", "AIT", "SIN", "ZEA")

@@ -25,8 +25,8 @@ from regions import (
 )
 
 from gpumask import WcsGeom
-from gpumask import _region_raster as rr
-from gpumask.regions import _compile
+from gpumask.masks import _region_raster as rr
+from gpumask.masks.regions import _compile
 
 GEOMS = {
     "car-plane": dict(skydir=(0, 0), binsz=0.1, npix=(200, 70), frame="galactic", proj="CAR"),

@@ -31,7 +31,7 @@ import gpumask
 from gpumask import MapAxis, WcsGeom
 from gpumask.backend import backend_of, to_host
 
-from .conftest import assert_on_backend
+from ..conftest import assert_on_backend
 
 EPS = 1e-9  # boundary margin: deg for separations, relative for the plane shapes
 SEED = 20261121

@@ -9,7 +9,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from gpumask import MapAxis
-from gpumask.axes import axes_from_bands_hdu, axes_to_bands_hdu
+from gpumask.sky.axes import axes_from_bands_hdu, axes_to_bands_hdu
 
 RTOL = 1e-12
 

@@ -19,7 +19,7 @@ from astropy.io import fits
 from astropy.nddata.utils import NoOverlapError
 
 from gpumask import MapAxis, WcsGeom
-from gpumask.axes import axes_to_bands_hdu
+from gpumask.sky.axes import axes_to_bands_hdu
 from gpumask.backend import backend_of, to_host
 
 PROJS = ("CAR", "TAN", "AIT", "SIN", "ZEA", "ARC", "STG", "MOL")
@@ -291,7 +291,7 @@ def test_create_matches_gammapy(idx, gammapy_maps):
 
 @pytest.mark.parametrize("proj", PROJS)
 def test_parity_projections_use_device_code(proj):
-    """The parity cases must exercise gpumask.projections, not the astropy fallback."""
+    """The parity cases must exercise gpumask.sky.projections, not the astropy fallback."""
     for skydir in ((0.0, 0.0), (83.63, 22.01), (10.0, 60.0)):
         assert WcsGeom.create(skydir=skydir, npix=5, binsz=0.1, proj=proj).device_projection
 

@@ -11,7 +11,7 @@ import gpumask
 from gpumask import Map, MapAxis, WcsGeom
 from gpumask.backend import backend_of
 
-from .conftest import assert_on_backend
+from ..conftest import assert_on_backend
 
 CRAB = SkyCoord(83.633083, 22.0145, unit="deg", frame="icrs")
 

@@ -1,4 +1,4 @@
-"""gpumask.projections against astropy/wcslib, and the CUDA math against numpy.
+"""gpumask.sky.projections against astropy/wcslib, and the CUDA math against numpy.
 
 astropy is the oracle for the numpy code; the numpy code is the oracle for the
 device code in kernels/wcs_proj.cuh, which is checked here without a GPU by
@@ -25,7 +25,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import celestial_frame_to_wcs
 
 from gpumask._kernels import kernel_dir
-from gpumask.projections import (
+from gpumask.sky.projections import (
     SUPPORTED_PROJECTIONS,
     WcsParams,
     pix2world,
@@ -413,11 +413,11 @@ def test_wcsparams_validation():
 
 
 def test_import_does_not_load_cupy():
-    import gpumask.projections as mod
+    import gpumask
 
-    root = str(Path(mod.__file__).resolve().parents[1])
+    root = str(Path(gpumask.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    code = "import sys, gpumask.projections; assert 'cupy' not in sys.modules, 'cupy imported'"
+    code = "import sys, gpumask.sky.projections; assert 'cupy' not in sys.modules, 'cupy imported'"
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
 
 

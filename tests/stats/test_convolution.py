@@ -12,10 +12,10 @@ from astropy.convolution import Ring2DKernel, Tophat2DKernel
 
 import gpumask
 from gpumask import WcsGeom
-from gpumask import convolution as cv
+from gpumask.stats import convolution as cv
 from gpumask.backend import to_host
 
-from .conftest import assert_on_backend
+from ..conftest import assert_on_backend
 
 
 def _host(a):
@@ -195,7 +195,7 @@ def test_map_convolve_method(backend):
     rng = np.random.default_rng(5)
     m = gpumask.Map.create(npix=(30, 20), binsz=0.1, backend=backend.name)
     m.data = backend.asarray(rng.uniform(size=(20, 30)))
-    k = gpumask.convolution.disk_kernel("0.3 deg", geom=m.geom)
+    k = gpumask.stats.convolution.disk_kernel("0.3 deg", geom=m.geom)
     out = m.convolve(k)
     assert out.geom == m.geom and out.backend.name == backend.name
     from scipy.signal import fftconvolve
@@ -236,7 +236,7 @@ def test_convolver_checks_its_kernels(rng):
 def test_fft_threads_follow_the_environment(monkeypatch):
     """NumPy FFT threads: GPUMASK_FFT_THREADS, else OMP_NUM_THREADS (set to 1 in dask
     workers), else every core."""
-    from gpumask.convolution import fft_threads
+    from gpumask.stats.convolution import fft_threads
 
     monkeypatch.delenv("GPUMASK_FFT_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

@@ -8,7 +8,7 @@ import pytest
 
 from gpumask import to_host
 from gpumask.backend import to_device
-from gpumask.stats import (
+from gpumask.stats.counts_statistic import (
     CashCountsStatistic,
     WStatCountsStatistic,
     _solve_u_minus_log1p,
@@ -163,7 +163,7 @@ def test_illinois_device_path_on_a_numpy_stand_in():
     """The fixed-step loop the GPU runs (no early exit) on a Backend named "cupy"
     whose array module is numpy: same roots as the host loop."""
     import gpumask
-    from gpumask.stats import _illinois
+    from gpumask.stats.counts_statistic import _illinois
 
     fake = gpumask.Backend("cupy", np)
     assert fake.is_gpu

@@ -15,8 +15,8 @@ import pytest
 
 import gpumask
 from gpumask import Map, MapAxis, WcsGeom, to_host
-from gpumask.datasets import MapDataset, MapDatasetOnOff
-from gpumask.estimators import ExcessMapEstimator, ExcessMaps, excess_map
+from gpumask.sky.datasets import MapDataset, MapDatasetOnOff
+from gpumask.stats.excess import ExcessMapEstimator, ExcessMaps, excess_map
 
 CRAB = "fermi-3fhl-crab/Fermi-LAT-3FHL_data_Fermi-LAT.fits"
 GC = "fermi-3fhl-gc/fermi-3fhl-gc.fits.gz"
@@ -412,7 +412,7 @@ def test_energy_groups_are_whole_bins():
     bin 10 into the second group; gpumask groups the bins the edges select."""
     axis = MapAxis.from_energy_bounds("0.3 TeV", "9 TeV", nbin=20, name="energy")
     geom = WcsGeom.create(npix=(4, 3), binsz=0.1, axes=[axis])
-    from gpumask.estimators import _energy_groups
+    from gpumask.stats.excess import _energy_groups
 
     groups, out = _energy_groups(geom, axis.edges[[0, 11, 20]])
     assert groups == [(0, 11), (11, 20)]

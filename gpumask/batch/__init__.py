@@ -1,0 +1,32 @@
+"""Many fields, one config: declarative mask configs, the field pipeline, runners.
+
+:mod:`~gpumask.batch.config` validates a YAML config and a field list as a whole
+before any work; :mod:`~gpumask.batch.pipeline` runs one field (or a stack of
+equal-shape fields) through regions, catalogs, significance and morphology;
+:mod:`~gpumask.batch.runner` shards, resumes and dispatches fields locally or on dask;
+:mod:`~gpumask.batch.examples` writes simulated inputs to try it.
+
+May import: every layer below it: the device layer, :mod:`gpumask.sky`,
+:mod:`gpumask.catalog`, :mod:`gpumask.stats`, :mod:`gpumask.masks` and
+:mod:`gpumask.background`.  Only :mod:`gpumask.cli` sits above.
+"""
+
+from .config import ConfigError, FieldJob, MaskConfig
+from .examples import write_example_fields
+from .pipeline import FieldOutcome, run_job, run_jobs
+from .runner import BatchError, Progress, load_fields, plan, run_batch
+
+__all__ = [
+    "BatchError",
+    "ConfigError",
+    "FieldJob",
+    "FieldOutcome",
+    "MaskConfig",
+    "Progress",
+    "load_fields",
+    "plan",
+    "run_batch",
+    "run_job",
+    "run_jobs",
+    "write_example_fields",
+]

@@ -1,0 +1,74 @@
+"""Exclusion masks from significance maps: a threshold, or whole excesses by hysteresis.
+
+The significance itself comes from :mod:`gpumask.stats` (``ExcessMapEstimator``);
+this module turns it into a mask with the connected-component tools of
+:mod:`gpumask.masks.morphology`, on the map's backend.
+"""
+
+from __future__ import annotations
+
+from ..backend import backend_of, to_host
+from .morphology import _check_connectivity, _check_threshold, _hysteresis, _image_input, _wrap
+
+__all__ = ["exclusion_from_significance"]
+
+_NAN_POLICIES = ("keep", "exclude", "raise")
+
+
+def exclusion_from_significance(sqrt_ts, threshold=5.0, *, low=None, nan="keep", connectivity=1):
+    """Exclusion mask from a significance map, in gammapy's convention.
+
+    True = usable for the background, False = excluded.  Without ``low``, the
+    pixels with ``sqrt_ts >= threshold`` are excluded (the gammapy tutorial's
+    ``mask = sqrt_ts < 5``).  With ``low``, whole excesses are excluded: every
+    region of pixels with ``sqrt_ts >= low`` (connected with ``connectivity``)
+    that holds a pixel with ``sqrt_ts >= threshold``.  Both comparisons are
+    inclusive, so ``low=threshold`` gives the plain threshold; scikit-image's
+    ``apply_hysteresis_threshold(sqrt_ts, low, threshold)`` compares strictly
+    (``>``) and differs only on pixels exactly equal to ``low`` or ``threshold``.
+
+    Parameters
+    ----------
+    sqrt_ts : `~gpumask.Map` or array
+        Significance, shape ``(..., ny, nx)``; leading axes are independent planes.
+    threshold : float
+        Pixels at or above it are excluded (and seed the regions when ``low`` is given).
+    low : float, optional
+        Lower threshold of the hysteresis, ``low <= threshold``.
+    nan : {"keep", "exclude", "raise"}
+        NaN pixels (those the estimator masked): "keep" makes them usable (the
+        tutorial sets them True), "exclude" excludes them, "raise" raises
+        ValueError if there is any.  NaN pixels never connect regions.
+    connectivity : {1, 2}
+        4- or 8-neighbour regions for ``low``.
+
+    Returns
+    -------
+    `~gpumask.Map` or array
+        Boolean, same geometry/shape and backend as ``sqrt_ts``.  Nothing is copied
+        to the host, except one count with ``nan="raise"``.
+    """
+    data, template = _image_input(sqrt_ts, "exclusion_from_significance", name="sqrt_ts map")
+    threshold = _check_threshold(threshold, "threshold")
+    if low is not None:
+        low = _check_threshold(low, "low")
+        if low > threshold:
+            raise ValueError(f"low ({low}) must not be above threshold ({threshold})")
+    if not isinstance(nan, str) or nan not in _NAN_POLICIES:
+        raise ValueError(f"nan must be one of {_NAN_POLICIES}, got {nan!r}")
+    connectivity = _check_connectivity(connectivity)
+    be = backend_of(data)
+    xp = be.xp
+    if nan == "raise":
+        n_nan = int(to_host(xp.count_nonzero(xp.isnan(data))))
+        if n_nan:
+            raise ValueError(
+                f"sqrt_ts has {n_nan} NaN pixels (nan='raise'); use nan='keep' to count them as "
+                "usable or nan='exclude' to exclude them"
+            )
+    seeds = data >= threshold
+    excluded = seeds if low is None else _hysteresis(be, data >= low, seeds, connectivity)
+    usable = ~excluded
+    if nan == "exclude":
+        usable &= ~xp.isnan(data)
+    return _wrap(usable, template)
