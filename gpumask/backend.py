@@ -150,9 +150,19 @@ def cupy_status() -> tuple[bool, str]:
 
 
 def gpu_devices() -> list[dict]:
-    """The CUDA devices cupy sees: ``id``, ``name``, ``memory_gib`` and
-    ``compute_capability`` of each; an empty list when cupy cannot run here.
+    """The CUDA devices cupy sees.
 
+    Imports cupy (through :func:`cupy_status`); ``import gpumask`` does not.
+
+    Returns
+    -------
+    list of dict
+        One dict per device with ``id`` (int), ``name`` (str), ``memory_gib``
+        (float) and ``compute_capability`` (``"9.0"``); an empty list when cupy
+        cannot run here.
+
+    Examples
+    --------
     >>> [gpu["name"] for gpu in gpumask.backend.gpu_devices()]  # doctest: +SKIP
     ['NVIDIA H100 80GB HBM3']
     """

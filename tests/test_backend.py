@@ -112,6 +112,30 @@ def test_use_backend_nests_and_restores(clean_env):
     assert bk._context_backend.get() is None
 
 
+def test_gpu_devices_lists_what_cupy_sees(fake_cupy):
+    props = [
+        {"name": b"NVIDIA H100 80GB HBM3", "totalGlobalMem": 80 * 2**30, "major": 9, "minor": 0},
+        {"name": "NVIDIA A100", "totalGlobalMem": 40 * 2**30, "major": 8, "minor": 0},
+    ]
+    sys.modules["cupy"].cuda.runtime = types.SimpleNamespace(
+        getDeviceCount=lambda: len(props), getDeviceProperties=lambda i: props[i]
+    )
+    assert bk.gpu_devices() == [
+        {"id": 0, "name": "NVIDIA H100 80GB HBM3", "memory_gib": 80.0, "compute_capability": "9.0"},
+        {"id": 1, "name": "NVIDIA A100", "memory_gib": 40.0, "compute_capability": "8.0"},
+    ]
+    assert [g["name"] for g in gpumask.info()["gpus"]] == ["NVIDIA H100 80GB HBM3", "NVIDIA A100"]
+    fake_cupy["available"] = False
+    bk.cupy_status.cache_clear()
+    assert bk.gpu_devices() == []
+
+
+def test_gpu_devices_empty_without_cupy():
+    if bk.cupy_status()[0]:
+        pytest.skip("cupy works here")
+    assert bk.gpu_devices() == []
+
+
 def test_context_beats_env(fake_cupy, clean_env):
     clean_env.setenv("GPUMASK_BACKEND", "cupy")
     assert bk.resolve_backend().name == "cupy"

@@ -204,8 +204,25 @@ def to_regions(catalog, radius=None, psf=None, scale=None, min_radius=None):
 
 
 def regions_of(shapes: SourceShapes):
-    """``regions.Regions`` of ``shapes``: one CircleSkyRegion or EllipseSkyRegion per
-    source, its name as the ds9 text label."""
+    """The ``regions`` objects of ``shapes``, one per source.
+
+    Parameters
+    ----------
+    shapes : SourceShapes
+        From :func:`source_shapes`.
+
+    Returns
+    -------
+    regions.Regions
+        A ``CircleSkyRegion`` per circle and an ``EllipseSkyRegion`` per ellipse
+        (full widths, angle in the regions convention), the source name as the
+        ds9 ``text`` label.  Host objects; nothing touches a device.
+
+    Examples
+    --------
+    >>> fgl = gpumask.catalog.load("3fgl")  # doctest: +SKIP
+    >>> regions_of(source_shapes(fgl, radius="0.3 deg")).write("3fgl.reg")  # doctest: +SKIP
+    """
     from regions import CircleSkyRegion, EllipseSkyRegion, Regions  # noqa: PLC0415
 
     out = []
