@@ -7,8 +7,9 @@ exit with status 2; a batch with failed fields exits with status 1.  What only
 the command line uses lives here too: the demo's field and figures (``_demo``,
 ``_png``, ``data/``).
 
-May import: every layer (it is the top one); sub-commands import what they run when
-they run, so ``gpumask --help`` stays fast.
+May import: every layer (it is the top one).  Sub-commands import what they run
+inside ``run`` (the batch layer and its YAML/dask dependencies load only for the
+sub-commands that need them).
 """
 
 from __future__ import annotations
