@@ -2,8 +2,10 @@
 //
 // rasterise_tiles
 //     Launched by gpumask.masks._region_raster.rasterise_cupy(geom, table, backend)
-//     (via gpumask/_kernels.get_kernel("regions.cu", "rasterise_tiles", defines,
-//     options=("--fmad=false",))).
+//     (via gpumask._kernels.get_kernel(rasterise_build(table.has_sky, proj_code)),
+//     compiled, like every gpumask kernel, with gpumask._kernels.DEVICE_FP_OPTIONS,
+//     i.e. --fmad=false; ci/nvrtc_check.py compiles every build _rasterise_builds()
+//     yields).
 //     Compile-time: GPUMASK_TILE (tile side, pixels; 32), GPUMASK_PROJ
 //     (GPUMASK_PROJ_<CODE>, the map's projection), GPUMASK_REGION_SKY (1 when the
 //     table has sky shapes: pixel unit vectors are needed), optionally

@@ -2,8 +2,8 @@
 //
 // pix2world_grid
 //     Launched by gpumask.sky.projections.pixel_grid_world(params, nx, ny, xp=cupy, mode)
-//     (via gpumask/_kernels.get_kernel("wcs.cu", "pix2world_grid",
-//     defines=params.kernel_defines())).
+//     (via gpumask._kernels.get_kernel(pix2world_build(params.code)); the CI build
+//     check, ci/nvrtc_check.py, compiles every build _pix2world_builds() yields).
 //     Compile-time: GPUMASK_PROJ = GPUMASK_PROJ_<CODE> (one specialisation per
 //     projection; see kernels/wcs_proj.cuh).
 //     Outputs: lon, lat, C-contiguous float64 arrays of shape (ny, nx), lon in
@@ -20,7 +20,7 @@
 #include "gpumask.cuh"
 #include "wcs_proj.cuh"
 
-// gpumask's loader always defines GPUMASK_PROJ (WcsParams.kernel_defines()); the
+// gpumask's loader always defines GPUMASK_PROJ (projection_defines()); the
 // default only lets a plain `nvcc --ptx kernels/wcs.cu` syntax check build the file.
 #ifndef GPUMASK_PROJ
 #define GPUMASK_PROJ GPUMASK_PROJ_CAR

@@ -30,7 +30,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .._kernels import KernelBuild, get_kernel, register_builds
 from ..backend import to_device
+from ..sky.projections import SUPPORTED_PROJECTIONS, projection_defines
 from ._region_compile import (
     FLAG_EXCLUDE,
     KIND_CAP,
@@ -473,10 +475,63 @@ def rasterise_numpy(geom, table: ShapeTable):
 # ----------------------------------------------------------------------------- cupy
 
 
+def rasterise_build(sky, proj_code) -> KernelBuild:
+    """The build of ``rasterise_tiles`` (kernels/regions.cu) for one shape table and map.
+
+    :func:`rasterise_cupy` launches exactly this build; the CI build check
+    compiles every combination (see :mod:`gpumask._kernels`).
+
+    Parameters
+    ----------
+    sky : bool
+        Whether the table has sky shapes (:attr:`ShapeTable.has_sky`): the
+        kernel then computes each pixel's unit vector.
+    proj_code : str or None
+        The map's projection (one of
+        :data:`~gpumask.sky.projections.SUPPORTED_PROJECTIONS`) when its WCS has
+        device parameters; None when it has not and the kernel reads astropy's
+        coordinates from arrays (``GPUMASK_REGION_COORDS_FROM_ARRAYS``).
+
+    Returns
+    -------
+    gpumask._kernels.KernelBuild
+
+    Raises
+    ------
+    TypeError
+        For a ``sky`` that is not a boolean.
+    ValueError
+        For a ``proj_code`` outside ``SUPPORTED_PROJECTIONS``.
+
+    Examples
+    --------
+    >>> from gpumask.masks._region_raster import rasterise_build
+    >>> rasterise_build(True, "TAN").describe()
+    'regions.cu:rasterise_tiles PROJ=TAN REGION_SKY=1 TILE=32'
+    >>> rasterise_build(False, None).describe()
+    'regions.cu:rasterise_tiles REGION_COORDS_FROM_ARRAYS=1 REGION_SKY=0 TILE=32'
+    """
+    if not isinstance(sky, (bool, np.bool_)):
+        raise TypeError(f"sky must be True or False (ShapeTable.has_sky), got {sky!r}")
+    defines = {"GPUMASK_REGION_SKY": int(sky), "GPUMASK_TILE": TILE}
+    if proj_code is None:
+        defines["GPUMASK_REGION_COORDS_FROM_ARRAYS"] = 1
+    else:
+        defines.update(projection_defines(proj_code))
+    return KernelBuild("regions.cu", "rasterise_tiles", defines=defines)
+
+
+@register_builds
+def _rasterise_builds():
+    """Every build :func:`rasterise_cupy` can request: with and without sky shapes,
+    for each device projection and for coordinates read from arrays."""
+    for sky in (False, True):
+        for proj_code in (*SUPPORTED_PROJECTIONS, None):
+            yield rasterise_build(sky, proj_code)
+
+
 def rasterise_cupy(geom, table: ShapeTable, backend):
     """Launch ``rasterise_tiles`` (kernels/regions.cu): one block per active tile."""
-    from .._kernels import get_kernel  # noqa: PLC0415 - cupy only
-
     xp = backend.xp
     nx, ny = geom.npix
     image = xp.zeros((ny, nx), dtype=xp.uint8)
@@ -491,17 +546,14 @@ def rasterise_cupy(geom, table: ShapeTable, backend):
             "split the regions into several region_mask calls and combine the masks"
         )
     params = geom._device_params
-    defines = {"GPUMASK_REGION_SKY": int(table.has_sky), "GPUMASK_TILE": TILE}
     coords = None
     if params is not None:
-        defines.update(params.kernel_defines())
         wcs_args = params.kernel_args()
     else:
         # no device projection: the kernel reads astropy's coordinates (uploaded)
-        defines["GPUMASK_REGION_COORDS_FROM_ARRAYS"] = 1
         coords = geom.get_coord(backend=backend)
         wcs_args = (0.0,) * 18
-    kernel = get_kernel("regions.cu", "rasterise_tiles", defines=defines, options=("--fmad=false",))
+    kernel = get_kernel(rasterise_build(table.has_sky, None if params is None else params.code))
     d = lambda a, dt: to_device(np.ascontiguousarray(a, dtype=dt), backend)  # noqa: E731
     lon, lat = coords if coords is not None else (xp.zeros(1), xp.zeros(1))
     args = (

@@ -32,7 +32,12 @@ from dataclasses import dataclass
 
 import numpy
 
-__all__ = ["SUPPORTED_PROJECTIONS", "WcsParams", "pix2world", "world2pix", "pixel_grid_world"]
+from gpumask._kernels import KernelBuild, get_kernel, register_builds
+
+__all__ = [
+    "SUPPORTED_PROJECTIONS", "WcsParams", "pix2world", "world2pix", "pixel_grid_world",
+    "projection_defines", "pix2world_build",
+]
 
 SUPPORTED_PROJECTIONS = ("CAR", "TAN", "SIN", "AIT", "ZEA", "ARC", "STG", "MOL")
 _ZENITHAL = ("TAN", "SIN", "ZEA", "ARC", "STG")
@@ -190,8 +195,9 @@ class WcsParams:
         return tuple(numpy.float64(v) for v in values)
 
     def kernel_defines(self) -> dict:
-        """``#define``s selecting this projection's specialisation of kernels/wcs.cu."""
-        return {"GPUMASK_PROJ": f"GPUMASK_PROJ_{self.code}"}
+        """``#define``s selecting this projection's specialisation of the device math
+        (:func:`projection_defines` of :attr:`code`)."""
+        return projection_defines(self.code)
 
 
 def _floats(values, shape, name):
@@ -665,10 +671,78 @@ _BLOCK = (32, 8, 1)
 _MAX_GRID_Y = 65535
 
 
-def _grid_cupy(params, mx, my, offset, cupy):
-    from gpumask._kernels import get_kernel  # noqa: PLC0415 - cupy backend only
+def projection_defines(code: str) -> dict:
+    """``#define``s selecting projection ``code`` in the device math (kernels/wcs_proj.cuh).
 
-    kernel = get_kernel("wcs.cu", "pix2world_grid", defines=params.kernel_defines())
+    Every kernel that projects (``wcs.cu``, ``regions.cu``) is specialised per
+    projection through these.
+
+    Parameters
+    ----------
+    code : str
+        One of :data:`SUPPORTED_PROJECTIONS`.
+
+    Returns
+    -------
+    dict
+        ``{"GPUMASK_PROJ": "GPUMASK_PROJ_<code>"}``.
+
+    Raises
+    ------
+    ValueError
+        For a code outside :data:`SUPPORTED_PROJECTIONS`.
+
+    Examples
+    --------
+    >>> from gpumask.sky.projections import projection_defines
+    >>> projection_defines("TAN")
+    {'GPUMASK_PROJ': 'GPUMASK_PROJ_TAN'}
+    """
+    if code not in SUPPORTED_PROJECTIONS:
+        raise ValueError(
+            f"projection code {code!r} has no device implementation; choose one of {SUPPORTED_PROJECTIONS}"
+        )
+    return {"GPUMASK_PROJ": f"GPUMASK_PROJ_{code}"}
+
+
+def pix2world_build(code: str) -> KernelBuild:
+    """The build of ``pix2world_grid`` (kernels/wcs.cu) for one projection.
+
+    :func:`pixel_grid_world` launches exactly this build on cupy; the CI build
+    check compiles it for every code (see :mod:`gpumask._kernels`).
+
+    Parameters
+    ----------
+    code : str
+        The projection, one of :data:`SUPPORTED_PROJECTIONS`.
+
+    Returns
+    -------
+    gpumask._kernels.KernelBuild
+
+    Raises
+    ------
+    ValueError
+        For a code outside :data:`SUPPORTED_PROJECTIONS`.
+
+    Examples
+    --------
+    >>> from gpumask.sky.projections import pix2world_build
+    >>> pix2world_build("AIT").describe()
+    'wcs.cu:pix2world_grid PROJ=AIT'
+    """
+    return KernelBuild("wcs.cu", "pix2world_grid", defines=projection_defines(code))
+
+
+@register_builds
+def _pix2world_builds():
+    """Every build :func:`_grid_cupy` can request: one per device projection."""
+    for code in SUPPORTED_PROJECTIONS:
+        yield pix2world_build(code)
+
+
+def _grid_cupy(params, mx, my, offset, cupy):
+    kernel = get_kernel(pix2world_build(params.code))
     lon = cupy.empty((my, mx), dtype=cupy.float64)
     lat = cupy.empty((my, mx), dtype=cupy.float64)
     grid = (
