@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,31 @@ from gpumask.backend import cupy_status, get_backend
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("GPUMASK_TEST_DATA", REPO.parent / "shared" / "data"))
+EMULATED = os.environ.get("GPUMASK_EMULATE_CUPY", "") not in ("", "0")
+
+if EMULATED:
+    # CPU CI's second pass: the gpu-marked tests run on the emulated CuPy
+    # (tests/emulated_cupy).  Installed before any test can import cupy; never
+    # together with GPUMASK_REQUIRE_GPU, so ci/test-gpu.sh always tests real CuPy.
+    if os.environ.get("GPUMASK_REQUIRE_GPU"):
+        raise pytest.UsageError("GPUMASK_EMULATE_CUPY and GPUMASK_REQUIRE_GPU exclude each other: "
+                                "a real-GPU run must never use the emulator")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import emulated_cupy
+
+    emulated_cupy.install()
+    cupy_status.cache_clear()
 
 
 def _cupy_ok():
     return cupy_status()[0]
+
+
+def pytest_report_header(config):
+    if EMULATED:
+        return ["cupy: EMULATED on the CPU (tests/emulated_cupy); only a real GPU run proves "
+                "rounding, concurrency and speed"]
+    return [f"cupy: {cupy_status()[1]}"]
 
 
 def pytest_configure(config):
@@ -43,6 +65,28 @@ def pytest_collection_modifyitems(config, items):
 def backend(request):
     """Every available backend; cupy cases carry the ``gpu`` marker."""
     return get_backend(request.param)
+
+
+@pytest.fixture
+def device_reads():
+    """The device->host reads logged inside the test (emulated CuPy only; skips
+    elsewhere): an ``emulated_cupy.ReadLog`` of ``Transfer`` (kind, nbytes, calling
+    line); ``.clear()`` forgets the reads so far.  Mark such tests ``gpu``."""
+    if not EMULATED:
+        pytest.skip("device reads are logged by the emulated CuPy only")
+    with emulated_cupy.host_reads() as reads:
+        yield reads
+
+
+@pytest.fixture
+def emulated_device():
+    """``emulated_cupy.configure`` (what the emulated device reports), restored
+    after the test; skips unless the emulated CuPy runs."""
+    if not EMULATED:
+        pytest.skip("needs the emulated CuPy (GPUMASK_EMULATE_CUPY=1)")
+    previous = emulated_cupy.configure()
+    yield emulated_cupy.configure
+    emulated_cupy.configure(**vars(previous))
 
 
 @pytest.fixture
