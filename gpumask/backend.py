@@ -22,10 +22,12 @@ boolean for control flow (an iteration's stopping test); it is counted apart.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import dataclasses
 import functools
+import hashlib
 import importlib
 import os
 import sys
@@ -48,6 +50,8 @@ __all__ = [
     "is_device_array",
     "to_host",
     "to_device",
+    "device_constant",
+    "clear_device_constants",
     "read_flag",
     "count_transfers",
     "TransferCounter",
@@ -468,4 +472,75 @@ def to_device(array, backend=None, dtype=None):
     host = np.asarray(array, dtype=dtype)
     out = target.xp.asarray(host)
     _record(uploads=1, upload_bytes=int(host.nbytes))
+    return out
+
+
+# --------------------------------------------------------------------------- constants
+
+DEVICE_CONSTANT_BYTES = 64 << 20  # budget of cached device constants (per process)
+_constants: collections.OrderedDict = collections.OrderedDict()
+_constants_lock = threading.Lock()
+
+
+def clear_device_constants() -> None:
+    """Forget the device copies kept by :func:`device_constant` (the next use
+    uploads again)."""
+    with _constants_lock:
+        _constants.clear()
+
+
+def device_constant(array, backend=None):
+    """A device copy of a small host array that does not change (a convolution
+    kernel, a morphology structure), uploaded once per content and device.
+
+    The contract for host kernels: each distinct kernel costs one upload (counted
+    by :func:`count_transfers`) the first time a backend needs it, and none after;
+    an estimator iterating over the same kernels uploads nothing after its first
+    pass or its first run.  Copies are cached by content (SHA-1 of the bytes,
+    shape, dtype) up to ``DEVICE_CONSTANT_BYTES``, least recently used first out;
+    arrays bigger than a quarter of that are uploaded every time.  The result is
+    shared: callers must not write into it.  Device arrays and NumPy targets are
+    passed to :func:`to_device` unchanged.
+
+    Parameters
+    ----------
+    array : array_like
+        Host data (NumPy array or anything ``numpy.asarray`` takes).
+    backend : Backend or str, optional
+        Target backend (see :func:`resolve_backend`).
+
+    Returns
+    -------
+    array
+        The cached device array (``cupy.ndarray``), or ``array`` as a NumPy array.
+
+    Examples
+    --------
+    >>> from gpumask.backend import device_constant, count_transfers
+    >>> k = np.ones((3, 3))
+    >>> with count_transfers() as c:
+    ...     a = device_constant(k, "numpy")
+    >>> c.uploads
+    0
+    """
+    target = resolve_backend(backend)
+    if target.name != "cupy" or is_device_array(array):
+        return to_device(array, target)
+    host = np.ascontiguousarray(array)
+    if host.nbytes > DEVICE_CONSTANT_BYTES // 4:
+        return to_device(host, target)
+    device_id = int(target.xp.cuda.Device().id)
+    key = (hashlib.sha1(host.tobytes()).hexdigest(), host.shape, host.dtype.str, device_id)
+    with _constants_lock:
+        hit = _constants.get(key)
+        if hit is not None:
+            _constants.move_to_end(key)
+            return hit
+    out = to_device(host, target)
+    with _constants_lock:
+        _constants[key] = out
+        total = sum(int(v.nbytes) for v in _constants.values())
+        while total > DEVICE_CONSTANT_BYTES and len(_constants) > 1:
+            _, old = _constants.popitem(last=False)
+            total -= int(old.nbytes)
     return out

@@ -65,7 +65,7 @@ import numbers
 import numpy as np
 from astropy import units as u
 
-from ..backend import backend_of, is_device_array, to_device
+from ..backend import backend_of, device_constant, is_device_array
 from ..sky.maps import Map
 from ..stats.convolution import convolve
 
@@ -332,10 +332,10 @@ def _planes(shape):
 
 
 def _structure_nd(be, fp, ndim):
-    """The footprint as a structure for scipy/cupyx (uploaded for cupyx, whose
-    binary morphology takes device structures only)."""
+    """The footprint as a structure for scipy/cupyx (uploaded once per distinct
+    structure for cupyx, whose binary morphology takes device structures only)."""
     array = fp.array()
-    return to_device(array.reshape((1,) * (ndim - 2) + array.shape), be)
+    return device_constant(array.reshape((1,) * (ndim - 2) + array.shape), be)
 
 
 def _run_any(xp, m, h, axis):

@@ -32,7 +32,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .._utils import parse_angle
-from ..backend import backend_of, is_device_array, to_device
+from ..backend import backend_of, device_constant, is_device_array
 from ..sky.maps import Map
 
 __all__ = [
@@ -84,7 +84,8 @@ def _kernel_transform(kernel, fft_shape, dtype, be):
         if entry is not None:
             _CACHE.move_to_end(key)
             return entry[0]
-    k = to_device(np.asarray(kernel) if not is_device_array(kernel) else kernel, be)
+    # host kernels: one upload per distinct kernel and device (backend.device_constant)
+    k = kernel if is_device_array(kernel) else device_constant(np.asarray(kernel), be)
     k = k.astype(dtype, copy=False)
     transform = _rfft2(be, k, fft_shape)
     with _CACHE_LOCK:

@@ -218,17 +218,55 @@ def test_niter_limits(backend):
 
 
 def test_no_host_copy_inside_run(backend):
+    """Contract: nothing leaves the device inside run() but one flag per pass, and
+    host kernels (source, ring, dilation footprint) cost one upload each the first
+    time a device needs them (gpumask.backend.device_constant), none after.  The
+    caches are cleared first, so the counts do not depend on test order."""
+    from gpumask.backend import clear_device_constants
+    from gpumask.stats.convolution import clear_kernel_cache
+
     rng = np.random.default_rng(3)
     geom = WcsGeom.create(npix=(80, 60), binsz=0.05, skydir=(0, 0), frame="galactic")
     counts = Map.from_geom(geom, data=backend.xp.asarray(_sky(rng, (60, 80))))
     kbe = KernelBackgroundEstimator("0.1 deg", ("0.2 deg", "0.15 deg"), mask_dilation_radius="0.05 deg",
                                     keep_record=True)
-    with gpumask.count_transfers() as c:
+    k_src, k_bkg = kbe.kernels(0.05)
+    clear_kernel_cache()
+    clear_device_constants()
+    with gpumask.count_transfers() as first:
         result = kbe.run({"counts": counts})
-    assert c.calls == 0 and c.device_calls == 0 and c.uploads == 0
+    assert first.calls == 0 and first.device_calls == 0
     # one boolean per pass from niter_min on, plus one at the stop
-    assert 1 <= c.flags <= result.n_iter + 1
+    assert 1 <= first.flags <= result.n_iter + 1
     assert_on_backend(result["exclusion"].data, backend)
+    if backend.is_gpu:
+        # the two kernels and the 3 x 3 dilation footprint (float64 for the FFT
+        # dilation the device uses), once each
+        assert first.uploads == 3
+        assert first.upload_bytes == k_src.size * 8 + k_bkg.size * 8 + 3 * 3 * 8
+    else:
+        assert first.uploads == 0
+    # a second run, and one on another map shape (new transforms), upload nothing
+    other = Map.from_geom(WcsGeom.create(npix=(50, 40), binsz=0.05), data=backend.xp.asarray(_sky(rng, (40, 50))))
+    with gpumask.count_transfers() as again:
+        kbe.run({"counts": counts})
+        kbe.run({"counts": other})
+    assert again.uploads == 0 and again.calls == 0
+
+
+@pytest.mark.gpu
+def test_run_reads_only_its_stopping_flags(device_reads):
+    """On the emulated device every read is logged with its line: inside run()
+    all of them are read_flag's one-byte reads, none of map data."""
+    import cupy
+
+    counts = cupy.asarray(_sky(np.random.default_rng(4), (60, 80)))
+    kbe = KernelBackgroundEstimator(Tophat2DKernel(2).array, Ring2DKernel(4, 3).array)
+    device_reads.clear()  # the reads of the setup above
+    result = kbe.run({"counts": counts})
+    assert device_reads, "the stopping test reads one flag per pass"
+    assert all(r.nbytes == 1 and "gpumask/backend.py" in r.where for r in device_reads), device_reads
+    assert len(device_reads) <= result.n_iter + 1
 
 
 # ----------------------------------------------------------------------------- inputs and outputs
