@@ -71,7 +71,7 @@ import numbers
 import numpy as np
 
 from .._utils import parse_angle
-from ..backend import common_backend
+from ..backend import common_backend, memory_available
 from ..sky.datasets import MapDataset, MapDatasetOnOff
 from ..sky.maps import Map
 from ..stats.convolution import Convolver, _check_dtype, convolve, disk_kernel, ring_kernel
@@ -280,8 +280,8 @@ class AdaptiveRingBackgroundEstimator:
         if limit is None:
             limit = _DEFAULT_BATCH_BYTES
             if backend.name == "cupy":
-                free, _ = backend.xp.cuda.Device().mem_info  # host integers
-                limit = int(free) // 4
+                # free device memory plus the blocks CuPy's pool holds unused
+                limit = (memory_available(backend) or 4 * _DEFAULT_BATCH_BYTES) // 4
         return int(min(n_kernels, max(1, limit // convolver.plane_bytes(1))))
 
     def make_maps_off(self, dataset) -> dict:

@@ -532,3 +532,17 @@ def test_repr_and_kernel_geometry():
     probe = Convolver(np.zeros((3, 10, 10)), (7, 7))
     adaptive = AdaptiveRingBackgroundEstimator("0.1 deg", "0.5 deg", "0.1 deg")
     assert adaptive._batch_size(probe, 1000, gpumask.get_backend("numpy")) == min(1000, 512 * 2**20 // probe.plane_bytes(1))
+
+
+@pytest.mark.gpu
+def test_device_batch_counts_the_memory_cupys_pool_holds(emulated_device):
+    """The batch of ring kernels is sized from backend.memory_available: free device
+    memory plus what CuPy's pool holds unused (it used to read free memory alone,
+    so a warm pool made batches needlessly small)."""
+    cupy = gpumask.get_backend("cupy")
+    emulated_device(free_memory=2**30, pool_free_bytes=3 * 2**30)
+    probe = Convolver(np.zeros((3, 100, 100)), (7, 7))
+    adaptive = AdaptiveRingBackgroundEstimator("0.1 deg", "0.5 deg", "0.1 deg")
+    expected = min(10**6, (4 * 2**30 // 4) // probe.plane_bytes(1))
+    assert adaptive._batch_size(probe, 10**6, cupy) == expected
+    assert expected > (2**30 // 4) // probe.plane_bytes(1)  # more than free memory alone allows
