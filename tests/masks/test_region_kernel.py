@@ -621,6 +621,32 @@ def test_gpu_region_mask_matches_numpy(proj, frame, seed, method):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("method", ["pixel", "sky"])
+@pytest.mark.parametrize("proj", ["CEA", "MER"])
+def test_gpu_coords_from_arrays(proj, method):
+    """WCSs without device projection math (CEA, MER): the kernel built with
+    GPUMASK_REGION_COORDS_FROM_ARRAYS reads astropy's coordinates uploaded as
+    arrays.  Against NumPy, on the raw bit image and on the public mask."""
+    pytest.importorskip("cupy")
+    backend = get_backend("cupy")
+    geom = _geom(proj, "galactic", (83, 61), 0.05, (184.6, -5.8))
+    assert geom._device_params is None
+    rng = np.random.default_rng([31, len(proj), int(method == "sky")])
+    leaves = _random_regions(rng, geom, 15)
+    table = _table(leaves, geom, method)
+    ref = rr.rasterise_numpy(geom, table)
+    assert {1, 2} <= set(np.unique(ref).tolist())
+    got = backend.xp.asnumpy(rr.rasterise_cupy(geom, table, backend))
+    _assert_same_image(got, ref, geom, table, allow_boundary=True, sky_delta=GPU_SKY_DELTA, what="cupy")
+    regions = [r for r, _ in leaves]
+    for r, flag in leaves:
+        r.meta["include"] = not flag
+    mask_gpu = geom.region_mask(regions, method=method, backend="cupy")
+    mask_cpu = geom.region_mask(regions, method=method, backend="numpy")
+    _masks_differ_only_at_boundaries(backend.xp.asnumpy(mask_gpu.data), mask_cpu.data, geom, leaves, method)
+
+
+@pytest.mark.gpu
 def test_gpu_pixel_boundaries_through_pixel_centres():
     """Exact ties on the GPU: only pixel circles and annuli may flip (CUDA's hypot
     is not correctly rounded, and only where |hypot - r| <= 1e-12 r); ellipses,
