@@ -8,6 +8,11 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 extra="${1:-cuda13}"; shift || true
 export GPUMASK_TEST_DATA="${GPUMASK_TEST_DATA:-$repo/../shared/data}"
 export GPUMASK_REQUIRE_GPU=1
+unset GPUMASK_EMULATE_CUPY  # real CuPy only: the emulator must never stand in here
+# The backend fixture puts every gpu-marked case on cupy explicitly; data created
+# without a backend stays on numpy, as in CPU CI, so tests that do not take the
+# fixture mean the same thing on every node.
+export GPUMASK_BACKEND="${GPUMASK_BACKEND:-numpy}"
 export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$HOME/.cupy/kernel_cache}"
 py="${PYTHON:-python3}"
 if [ -z "${GPUMASK_NO_INSTALL:-}" ]; then
