@@ -47,36 +47,15 @@ import sys
 from ._array import HOST_READS, IMPLICIT_UPLOADS, Transfer, ndarray
 from ._device import CONFIG, configure
 
-__all__ = ["install", "uninstall", "installed", "host_reads", "configure", "CONFIG", "HOST_READS",
+__all__ = ["install", "host_reads", "configure", "CONFIG", "HOST_READS",
            "IMPLICIT_UPLOADS", "Transfer", "ReadLog", "ndarray"]
 
-_SAVED: dict[str, object] = {}
-
-
 def install() -> None:
-    """Replace ``cupy``/``cupyx`` in ``sys.modules`` by the emulator (idempotent)."""
+    """Put the emulator into ``sys.modules`` as ``cupy``/``cupyx`` (idempotent; for
+    the whole test process, as a real CuPy would be)."""
     from ._namespace import build  # noqa: PLC0415
 
-    modules = build()
-    for name, module in modules.items():
-        if sys.modules.get(name) is not module:
-            _SAVED.setdefault(name, sys.modules.get(name))
-            sys.modules[name] = module
-
-
-def uninstall() -> None:
-    """Put back whatever ``cupy``/``cupyx`` modules were there before :func:`install`."""
-    for name, module in _SAVED.items():
-        if module is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = module
-    _SAVED.clear()
-
-
-def installed() -> bool:
-    """True while the emulator stands in for ``cupy``."""
-    return getattr(sys.modules.get("cupy"), "ndarray", None) is ndarray
+    sys.modules.update(build())
 
 
 class ReadLog:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _array, _device
-from ._array import IMPLICIT_UPLOADS, ndarray, ufunc, unwrap, wrap
+from ._array import ndarray, ufunc, unwrap, wrap
 
 NAMES_FILE = Path(__file__).with_name("cupy_names.json")
 
@@ -188,7 +188,7 @@ def _copyto(dst, src, casting="same_kind", where=None):
     if isinstance(src, np.ndarray):
         if src.size != 1:
             raise ValueError("non-scalar numpy.ndarray cannot be used for copyto")
-        IMPLICIT_UPLOADS.append(_array.Transfer("copyto", int(src.nbytes), _array._caller()))
+        _array._log_upload("copyto", src)
     with np.errstate(all="ignore"):
         np.copyto(dst._a, unwrap(src, host_ok=True), casting=casting, where=True if where is None else unwrap(where))
 
