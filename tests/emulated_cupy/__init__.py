@@ -50,6 +50,7 @@ from ._device import CONFIG, configure
 __all__ = ["install", "host_reads", "configure", "CONFIG", "HOST_READS",
            "IMPLICIT_UPLOADS", "Transfer", "ReadLog", "ndarray"]
 
+
 def install() -> None:
     """Put the emulator into ``sys.modules`` as ``cupy``/``cupyx`` (idempotent; for
     the whole test process, as a real CuPy would be)."""
