@@ -29,7 +29,7 @@ from .backend import (
     to_host,
     use_backend,
 )
-from .errors import GammapyCompatibilityWarning, GpumaskWarning, HostFallbackWarning
+from .errors import GammapyCompatibilityWarning, GpumaskWarning, HostFallbackWarning, NonFiniteInputWarning
 from .info import info
 from .sky import (
     FitsReadError,
@@ -88,6 +88,7 @@ __all__ = [
     "MapDataset",
     "MapDatasetOnOff",
     "MixedBackendError",
+    "NonFiniteInputWarning",
     "SourceCatalog",
     "WcsGeom",
     "WcsNDMap",

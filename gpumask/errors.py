@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GpumaskWarning", "HostFallbackWarning", "GammapyCompatibilityWarning"]
+__all__ = ["GpumaskWarning", "HostFallbackWarning", "GammapyCompatibilityWarning", "NonFiniteInputWarning"]
 
 
 class GpumaskWarning(UserWarning):
@@ -16,3 +16,14 @@ class HostFallbackWarning(GpumaskWarning):
 
 class GammapyCompatibilityWarning(GpumaskWarning):
     """What is being written will not read back the same in gammapy."""
+
+
+class NonFiniteInputWarning(GpumaskWarning):
+    """An input map holds NaN or infinite pixels.
+
+    The estimators leave such pixels out of their sums (convolutions), so the
+    damage stays local: only the outputs whose correlation or background kernel
+    covers a bad pixel change, and they equal the result computed without it.
+    The message names the input and its number of non-finite pixels; the result
+    records them too (``n_nonfinite``).
+    """

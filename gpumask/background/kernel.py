@@ -36,7 +36,17 @@ Differences from gammapy (v0.5 to v0.16), on purpose:
   there (for the first estimate: the unmasked one, or the mean counts where the
   kernel reaches past the whole map) and flags those pixels in
   ``result["background_kept"]``;
-* the exclusion is returned as a boolean map (gammapy: float 0/1).
+* the exclusion is returned as a boolean map (gammapy: float 0/1);
+* non-finite pixels (NaN or +-inf in the counts or the given background) are
+  left out of every sum, of both images at once (a ``where``, not a product): of
+  the correlated counts and background, and of the background kernel's sums,
+  as if excluded there.  The other pixels equal a run in which the bad pixels
+  hold no counts and no background and are never usable for the background;
+  a bad pixel itself gets the values of its surroundings (its significance is
+  that of the rest of its disk).  gammapy's FFT spreads one NaN over the whole
+  map.  Bad pixels are reported (:class:`~gpumask.NonFiniteInputWarning`, and
+  ``result.n_nonfinite``); finding them costs one more device flag per run,
+  none with ``sync=False`` (no warning then: read ``result.n_nonfinite``).
 """
 
 from __future__ import annotations
@@ -52,7 +62,7 @@ from .._utils import parse_angle
 from ..backend import backend_of, common_backend, is_device_array, read_flag, to_host
 from ..masks.morphology import _erode_data, _Footprint
 from ..sky.maps import Map
-from ..stats.convolution import _check_dtype, convolve, disk_kernel, ring_kernel
+from ..stats.convolution import _check_dtype, _NonFinite, convolve, disk_kernel, ring_kernel
 from ..stats.counts_statistic import TRUNCATION_VALUE
 
 __all__ = ["KernelBackgroundEstimator", "KernelBackgroundResult"]
@@ -82,14 +92,19 @@ class KernelBackgroundResult(Mapping):
         of an earlier pass (a limit cycle: on noisy maps a few edge pixels can
         flip between 2 to 4 states for ever; gammapy's fill-holes test called
         that converged).  The images are those of the last pass.
+    n_nonfinite : dict
+        NaN or infinite pixels of the input ``"counts"`` and ``"background"``
+        that were left out of the sums (0 each for clean inputs).  After a
+        ``sync=False`` run they are copied from the device when first asked for.
     """
 
-    def __init__(self, images, n_iter=None, converged=None, cycle=None, codes=None):
+    def __init__(self, images, n_iter=None, converged=None, cycle=None, codes=None, nonfinite=None):
         self._images = dict(images)
         self._n_iter = n_iter
         self._converged = converged
         self._cycle = cycle
         self._codes = codes  # device stop codes of a sync=False run, read on demand
+        self._nonfinite = nonfinite
 
     def _read_codes(self):
         codes = to_host(self._codes)  # one small copy, after the run
@@ -117,6 +132,12 @@ class KernelBackgroundResult(Mapping):
         if self._codes is not None:
             self._read_codes()
         return self._cycle
+
+    @property
+    def n_nonfinite(self) -> dict:
+        if self._nonfinite is None:
+            return {"counts": 0, "background": 0}
+        return self._nonfinite.counts
 
     def __getitem__(self, key):
         try:
@@ -277,18 +298,21 @@ class KernelBackgroundEstimator:
         niter_max : int
             Passes to run at most (default 10).
         sync : bool
-            True (default): after each pass one boolean is read from the device
-            to decide whether to stop.  False: all ``niter_max`` passes are queued
-            without reading anything; once the mask is stable the state is frozen
-            on the device, so the images equal those of ``sync=True``, and
-            ``n_iter``/``converged`` are read when first asked for.
+            True (default): one boolean is read to find non-finite input pixels
+            and, after each pass, one to decide whether to stop.  False: all
+            ``niter_max`` passes are queued without reading anything; once the
+            mask is stable the state is frozen on the device, so the images equal
+            those of ``sync=True``, and ``n_iter``/``converged``/``n_nonfinite``
+            are read when first asked for.  Non-finite inputs are left out as
+            with ``sync=True``, but no NonFiniteInputWarning is issued (that
+            would need a read): check ``result.n_nonfinite``.
 
         Returns
         -------
         KernelBackgroundResult
         """
         niter_min, niter_max = _check_niter(niter_min, niter_max)
-        problem = _Problem(self, images)
+        problem = _Problem(self, images, sync=sync)
         self.images_stack = []
         state = problem.initial_state()
         if self.keep_record:
@@ -378,7 +402,7 @@ class _State:
 class _Problem:
     """One run's inputs on the device: counts, kernels, correlated counts."""
 
-    def __init__(self, estimator, images):
+    def __init__(self, estimator, images, sync=True):
         self.est = estimator
         if not isinstance(images, Mapping):
             raise TypeError(f"images must be a dict with 'counts' (and 'background', 'exclusion'), got {type(images).__name__}")
@@ -409,6 +433,12 @@ class _Problem:
             if value.shape != shape:
                 raise ValueError(f"{key} has shape {value.shape}, counts {shape}")
         self.dtype = estimator.dtype
+        # non-finite counts or background: out of every sum (self.valid False)
+        self.nonfinite = _NonFinite(
+            {"counts": data["counts"], "background": data.get("background")}, "KernelBackgroundEstimator",
+            sync=sync,
+        )
+        self.valid = self.nonfinite.finite  # None: every pixel is finite
         self.counts = data["counts"].astype(self.dtype, copy=False)
         self.k_src, self.k_bkg = estimator.kernels(pixel_size)
         self.footprint = _Footprint.disk(estimator.mask_dilation_radius / pixel_size)
@@ -419,7 +449,7 @@ class _Problem:
         if self.background0 is not None:
             self.background0 = self.background0.astype(self.dtype, copy=False)
         # the counts are correlated once: n_on does not change between passes
-        self.n_on = xp.rint(convolve(self.counts, self.k_src, dtype=self.dtype))
+        self.n_on = xp.rint(convolve(self._finite(self.counts), self.k_src, dtype=self.dtype))
         # a background kernel weight below this is FFT round-off of an empty sum
         self.w_min = 0.5 * float(self.k_bkg[self.k_bkg > 0].min())
 
@@ -442,6 +472,10 @@ class _Problem:
             raise ValueError(f"{key} must be a 2-D image, got shape {value.shape}")
         return value
 
+    def _finite(self, data):
+        """``data`` with the non-finite input pixels as 0 (for the sums)."""
+        return data if self.valid is None else self.xp.where(self.valid, data, 0)
+
     # -------------------------------------------------------------- the steps
     def significance(self, background):
         """Cash ``sqrt_ts`` (= CashCountsStatistic(n_on, b).sqrt_ts, written as
@@ -449,7 +483,7 @@ class _Problem:
         no cancellation between them), NaN where ``n_on < 1``."""
         xp = self.xp
         n = self.n_on
-        b = convolve(background, self.k_src, dtype=self.dtype)
+        b = convolve(self._finite(background), self.k_src, dtype=self.dtype)
         mu = xp.maximum(b, TRUNCATION_VALUE)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ts = 2 * (n * xp.log(n / mu) - (n - mu))
@@ -458,6 +492,8 @@ class _Problem:
 
     def _background(self, exclusion, previous):
         xp = self.xp
+        if self.valid is not None:
+            exclusion = exclusion & self.valid
         stack = xp.stack([xp.where(exclusion, self.counts, 0), exclusion.astype(self.dtype)])
         sums = convolve(stack, self.k_bkg, dtype=self.dtype)
         seen = sums[1] > self.w_min
@@ -472,7 +508,12 @@ class _Problem:
         # where the initial mask leaves the kernel empty: the unmasked estimate, and
         # where even that is empty (a kernel wider than the map) the mean counts
         ones = xp.ones(self.counts.shape, dtype=bool)
-        plain, _ = self._background(ones, xp.mean(self.counts))
+        if self.valid is None:
+            mean = xp.mean(self.counts)
+        else:  # the mean of the finite counts (identical to xp.mean when all are finite)
+            n_valid = xp.maximum(xp.count_nonzero(self.valid), 1)
+            mean = xp.mean(self._finite(self.counts)) * (self.counts.size / n_valid)
+        plain, _ = self._background(ones, mean)
         background, kept = self._background(self.exclusion0, plain)
         return _State(background, self.exclusion0, kept=kept)
 
@@ -496,4 +537,4 @@ class _Problem:
             images = {k: Map.from_geom(self.geom, data=v) for k, v in arrays.items() if v is not None}
         else:
             images = {k: v for k, v in arrays.items() if v is not None}
-        return KernelBackgroundResult(images, **info)
+        return KernelBackgroundResult(images, nonfinite=self.nonfinite, **info)

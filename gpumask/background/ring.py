@@ -37,7 +37,12 @@ Differences from gammapy 2.1, on purpose:
   (nearest pixel); pixels outside its footprint are usable.  gammapy fills NaN
   there and its FFT turns every output pixel NaN;
 * non-finite counts or background pixels are left out of the ring sums (a
-  ``where``, not a product): in gammapy one NaN spreads over the whole map;
+  ``where``, not a product): in gammapy one NaN spreads over the whole map.
+  They are reported: a :class:`~gpumask.NonFiniteInputWarning` naming the
+  input and its number of bad pixels, and ``n_nonfinite`` (input name ->
+  count) in the returned dataset's ``meta``.  Finding them reads one device
+  boolean per run (a flag, no copy of map data); the counts are copied only
+  when there are some;
 * ``counts_off`` and ``acceptance_off`` are exactly 0 where the ring holds no
   usable pixel with a non-zero background (excluded, outside the map or zero
   background): ring sums below the FFT's round-off floor, 64 eps times the
@@ -74,7 +79,7 @@ from .._utils import parse_angle
 from ..backend import common_backend, memory_available
 from ..sky.datasets import MapDataset, MapDatasetOnOff
 from ..sky.maps import Map
-from ..stats.convolution import Convolver, _check_dtype, convolve, disk_kernel, ring_kernel
+from ..stats.convolution import Convolver, _check_dtype, _NonFinite, convolve, disk_kernel, ring_kernel
 
 __all__ = ["RingBackgroundEstimator", "AdaptiveRingBackgroundEstimator"]
 
@@ -139,13 +144,17 @@ class RingBackgroundEstimator:
         -------
         dict of Map
             ``counts_off`` and ``acceptance_off`` (``dtype``), on the dataset's
-            backend.
+            backend.  Non-finite input pixels are left out of the ring sums and
+            reported by a NonFiniteInputWarning.
         """
+        return self._make_maps_off(dataset)[0]
+
+    def _make_maps_off(self, dataset):
         inputs = _RingInputs(dataset, self.exclusion_mask, type(self).__name__)
         kernel = self.kernel(inputs.geom)
         conv = convolve(inputs.stack, kernel, dtype=self.dtype)
         counts_off, acceptance_off = inputs.split(conv, kernel.sum())
-        return inputs.off_maps(counts_off, acceptance_off)
+        return inputs.off_maps(counts_off, acceptance_off), inputs.n_nonfinite
 
     def run(self, dataset) -> MapDatasetOnOff:
         """On/off dataset of ``dataset`` with ring off counts.
@@ -159,10 +168,11 @@ class RingBackgroundEstimator:
         MapDatasetOnOff
             counts, exposure and mask_fit of ``dataset``, ``counts_off``,
             ``acceptance = background``, ``acceptance_off`` and ``mask_safe &
-            (acceptance_off > 0)``.
+            (acceptance_off > 0)``; its ``meta`` is the dataset's plus
+            ``n_nonfinite`` (non-finite pixels left out, by input name).
         """
-        maps = self.make_maps_off(dataset)
-        return _on_off(dataset, maps["counts_off"], dataset.background, maps["acceptance_off"])
+        maps, n_nonfinite = self._make_maps_off(dataset)
+        return _on_off(dataset, maps["counts_off"], dataset.background, maps["acceptance_off"], n_nonfinite)
 
 
 class AdaptiveRingBackgroundEstimator:
@@ -297,8 +307,13 @@ class AdaptiveRingBackgroundEstimator:
         dict of Map
             ``counts_off``, ``acceptance_off`` (0 where no ring qualifies),
             ``acceptance`` (the dataset's background) and ``ring_index`` (int32,
-            index into :meth:`kernels`, -1 where no ring qualifies).
+            index into :meth:`kernels`, -1 where no ring qualifies).  Non-finite
+            input pixels are left out of every sum and reported by a
+            NonFiniteInputWarning.
         """
+        return self._make_maps_off(dataset)[0]
+
+    def _make_maps_off(self, dataset):
         inputs = _RingInputs(dataset, self.exclusion_mask, type(self).__name__)
         xp = inputs.xp
         kernels = self.kernels(inputs.geom)
@@ -325,7 +340,7 @@ class AdaptiveRingBackgroundEstimator:
         maps = inputs.off_maps(counts_off, acceptance_off)
         maps["acceptance"] = dataset.background
         maps["ring_index"] = Map.from_geom(inputs.geom, data=ring_index.reshape(inputs.geom.data_shape))
-        return maps
+        return maps, inputs.n_nonfinite
 
     def run(self, dataset) -> MapDatasetOnOff:
         """On/off dataset of ``dataset`` with adaptive ring off counts.
@@ -340,8 +355,8 @@ class AdaptiveRingBackgroundEstimator:
             As :meth:`RingBackgroundEstimator.run`; ``mask_safe`` is also False
             where no ring qualifies.
         """
-        maps = self.make_maps_off(dataset)
-        return _on_off(dataset, maps["counts_off"], maps["acceptance"], maps["acceptance_off"])
+        maps, n_nonfinite = self._make_maps_off(dataset)
+        return _on_off(dataset, maps["counts_off"], maps["acceptance"], maps["acceptance_off"], n_nonfinite)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -389,12 +404,16 @@ class _RingInputs:
         counts = dataset.counts.data.reshape(self.planes_shape)
         background = dataset.background.data.reshape(self.planes_shape)
         self._background = background
-        usable = xp.isfinite(background)
-        if np.issubdtype(counts.dtype, np.floating):
-            usable &= xp.isfinite(counts)
+        # one flag for both inputs; a warning and the counts when some are bad
+        check = _NonFinite({"counts": counts, "background": background}, owner)
+        self.n_nonfinite = check.counts
+        usable = check.finite
         excl = _exclusion_data(exclusion_mask, geom, owner)
         if excl is not None:
-            usable &= excl.reshape((-1, ny, nx))
+            excl = excl.reshape((-1, ny, nx))
+            usable = excl if usable is None else usable & excl
+        if usable is None:
+            usable = True  # every pixel finite and no exclusion mask
         self.stack = xp.concatenate([xp.where(usable, counts, 0.0), xp.where(usable, background, 0.0)])
         # largest |value| of each input: with the kernel's sum it bounds the ring
         # sums, and eps times that bound is the FFT's round-off floor
@@ -445,7 +464,7 @@ def _exclusion_data(mask, geom, owner):
     return mask.interp_to_geom(geom.to_image()).data
 
 
-def _on_off(dataset, counts_off, acceptance, acceptance_off):
+def _on_off(dataset, counts_off, acceptance, acceptance_off, n_nonfinite):
     has_off = acceptance_off > 0
     mask_safe = has_off if dataset.mask_safe is None else dataset.mask_safe & has_off
     return MapDatasetOnOff(
@@ -457,5 +476,5 @@ def _on_off(dataset, counts_off, acceptance, acceptance_off):
         mask_safe=mask_safe,
         mask_fit=dataset.mask_fit,
         name=dataset.name,
-        meta=dataset.meta,
+        meta={**dataset.meta, "n_nonfinite": n_nonfinite},
     )

@@ -36,9 +36,18 @@ def exclusion_from_significance(sqrt_ts, threshold=5.0, *, low=None, nan="keep",
     low : float, optional
         Lower threshold of the hysteresis, ``low <= threshold``.
     nan : {"keep", "exclude", "raise"}
-        NaN pixels (those the estimator masked): "keep" makes them usable (the
-        tutorial sets them True), "exclude" excludes them, "raise" raises
-        ValueError if there is any.  NaN pixels never connect regions.
+        NaN pixels (those the estimator masked): "keep" (default) makes them
+        usable (gammapy's tutorial sets them True), "exclude" excludes them,
+        "raise" raises ValueError if there is any.  NaN pixels never seed or
+        connect regions.  A NaN is always a local matter: gpumask's estimators
+        give NaN only where their masks say so (outside ``mask_safe``), never
+        because an input pixel was NaN or infinite -- they leave such a pixel
+        out of their sums and its neighbours' values (and the pixel's own,
+        from the rest of its disk) stay finite, see
+        :class:`~gpumask.NonFiniteInputWarning`.  In gammapy one bad input pixel
+        made every ``sqrt_ts`` pixel NaN, so with "keep" the mask excluded
+        nothing; with gpumask the mask changes only within the correlation
+        radius of the bad pixel.
     connectivity : {1, 2}
         4- or 8-neighbour regions for ``low``.
 

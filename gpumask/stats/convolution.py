@@ -16,6 +16,12 @@ maps by at most 4e-6 sigma, on synthetic 4000 x 4000 maps with ~2e4 counts per
 1 deg disk by up to 1e-4; faint pixels next to a bright source suffer most, so
 parity work stays in float64.
 
+Non-finite values: one NaN or infinity in the input turns *every* output pixel
+NaN (the FFT mixes all pixels).  The estimators built on :func:`convolve` leave
+non-finite pixels out of their sums first (``where(isfinite(x), x, 0)``, never a
+product) and report them with :class:`~gpumask.errors.NonFiniteInputWarning`;
+callers of :func:`convolve` must do the same.
+
 Kernels in angular units come from :func:`disk_kernel` (gammapy's correlation
 radius convention), :func:`ring_kernel`, :func:`gaussian_kernel` and
 :func:`box_kernel`; any 2-D array works too.
@@ -27,12 +33,14 @@ import hashlib
 import math
 import os
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
 
 from .._utils import parse_angle
-from ..backend import backend_of, device_constant, is_device_array
+from ..backend import backend_of, device_constant, is_device_array, read_flag, to_host
+from ..errors import NonFiniteInputWarning
 from ..sky.maps import Map
 
 __all__ = [
@@ -142,7 +150,8 @@ def convolve(data, kernel, dtype=np.float64):
     -------
     Map or array
         Same type, shape and backend as ``data``; a Map keeps its geometry and
-        unit.  Pixels outside the image count as zero.
+        unit.  Pixels outside the image count as zero.  A NaN or infinite input
+        value makes every output value NaN (leave such values out first).
     """
     dtype = _check_dtype(dtype)
     if isinstance(data, Map):
@@ -334,3 +343,100 @@ def box_kernel(width, geom=None, binsz=None):
     w_px = parse_angle(width, "width", allow_zero=False) / _pixel_size(geom, binsz)
     half = int(math.floor(w_px / 2))
     return np.ones((2 * half + 1, 2 * half + 1))
+
+
+# ----------------------------------------------------------------------------- non-finite inputs
+
+
+def _user_stacklevel():
+    """The ``stacklevel`` of the first caller outside gpumask, for ``warnings.warn``
+    called from the function that calls this one."""
+    import sys  # noqa: PLC0415
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+class _NonFinite:
+    """The non-finite pixels of an estimator's inputs, found on their backend.
+
+    ``arrays`` maps input names to arrays of one shape (None and integer arrays
+    are skipped: they hold no NaN).  Pixels outside ``within`` (e.g. outside
+    ``mask_safe``, already ignored by the caller) do not count.
+
+    With ``sync=True`` one boolean is read for all inputs together
+    (:func:`~gpumask.backend.read_flag`); only when some pixel is bad are the
+    counts copied (one :func:`~gpumask.backend.to_host` of two integers per
+    input, the rare path) and a :class:`~gpumask.errors.NonFiniteInputWarning`
+    naming each bad input is issued.  With ``sync=False`` nothing is read and
+    nothing is warned: ``finite`` is always built and ``counts`` is read when
+    first asked for.
+
+    Attributes
+    ----------
+    finite : array of bool or None
+        True where every input is finite (same shape and backend as the
+        inputs); None when all are known to be finite (nothing to leave out).
+    """
+
+    def __init__(self, arrays, owner, *, within=None, sync=True):
+        self.finite = None
+        self._device_counts = None
+        self._counts = {name: 0 for name in arrays}
+        bad = {}
+        for name, a in arrays.items():
+            if a is None or a.dtype.kind not in "fc":
+                continue
+            xp = backend_of(a).xp
+            b = ~xp.isfinite(a)
+            if within is not None:
+                b &= within if within.dtype == np.bool_ else within != 0
+            bad[name] = b
+        if not bad:
+            return
+        masks = list(bad.values())
+        union = masks[0]
+        for b in masks[1:]:
+            union = union | b
+        if sync and not read_flag(xp.any(union)):
+            return
+        self.finite = ~union
+        # per input: how many, and the flat index of the first (argmax of a bool)
+        stats = xp.stack([xp.stack([xp.count_nonzero(b), xp.argmax(b.ravel())]) for b in masks])
+        self._bad_names = list(bad)
+        self._shape = tuple(union.shape)
+        if not sync:
+            self._device_counts = stats
+            return
+        self._read(stats)
+        lines = [
+            f"{name} has {self._counts[name]} non-finite pixel{'s' if self._counts[name] != 1 else ''} "
+            f"(NaN or inf), the first at index {first}"
+            for name, first in self._found.items()
+        ]
+        warnings.warn(
+            f"{owner}: {'; '.join(lines)}. They are left out of every sum, in every input, "
+            "so the outputs near them are computed without them and no NaN spreads.",
+            NonFiniteInputWarning,
+            stacklevel=_user_stacklevel(),
+        )
+
+    def _read(self, stats):
+        stats = to_host(stats).astype(np.int64)
+        self._found = {}
+        for name, (n, flat) in zip(self._bad_names, stats):
+            self._counts[name] = int(n)
+            if n:
+                self._found[name] = tuple(int(i) for i in np.unravel_index(int(flat), self._shape))
+
+    @property
+    def counts(self) -> dict:
+        """Non-finite pixels per input name (reads the device counts of a
+        ``sync=False`` check once)."""
+        if self._device_counts is not None:
+            self._read(self._device_counts)
+            self._device_counts = None
+        return dict(self._counts)

@@ -36,7 +36,19 @@ Differences from gammapy 2.1, all on purpose:
   0.25% of log axes, moves a bin into the next group (20 log bins from 0.3 to
   9 TeV grouped at the 11th edge: gammapy sums bins 0-9 and 10-19);
 * values in bins outside ``mask_safe`` are ignored even when NaN (gammapy's
-  ``counts * mask_safe`` lets one NaN turn the whole map NaN).
+  ``counts * mask_safe`` lets one NaN turn the whole map NaN);
+* non-finite input pixels (NaN or +-inf in counts or background, or in
+  counts_off, acceptance or acceptance_off) inside ``mask_safe`` are left out of
+  every sum, in every input at once (a ``where``, not a product), as if
+  ``mask_safe`` were False in that bin for the sums only; the output mask is not
+  changed, so such a pixel gets the value of the rest of its disk.  Only the
+  pixels whose disk holds a bad pixel change, and they equal the maps computed
+  with the bad pixel's values set to 0.  gammapy's FFT turns every output pixel
+  NaN.  Bad pixels are reported: a :class:`~gpumask.NonFiniteInputWarning`
+  naming each input and its count, and ``result.meta["n_nonfinite"]`` (input
+  name -> count, 0 when clean).  Finding them costs one device flag per dataset
+  (:func:`~gpumask.backend.read_flag`, not a copy); their count is copied only
+  when there are some.
 """
 
 from __future__ import annotations
@@ -50,7 +62,7 @@ from ..backend import common_backend
 from ..sky.axes import MapAxis
 from ..sky.datasets import MapDataset, MapDatasetOnOff
 from ..sky.maps import Map
-from .convolution import convolve, disk_kernel
+from .convolution import _NonFinite, convolve, disk_kernel
 from .counts_statistic import CashCountsStatistic, WStatCountsStatistic, positive_number
 
 __all__ = ["ExcessMapEstimator", "ExcessMaps", "excess_map"]
@@ -67,6 +79,14 @@ class ExcessMaps(Mapping):
     With ``selection_optional``: ``npred_excess_errn``, ``npred_excess_errp``
     ("errn-errp"), ``npred_excess_ul`` ("ul") and, for on/off data, ``alpha``,
     ``acceptance_on``, ``acceptance_off``.
+
+    Attributes
+    ----------
+    meta : dict
+        ``correlation_radius``, ``n_sigma``, ``n_sigma_ul``, ``stat_type`` and
+        ``n_nonfinite``: the number of NaN or infinite pixels (inside
+        ``mask_safe``) of each input map that was left out of the sums, by
+        name (all 0 for clean data).
     """
 
     def __init__(self, maps: dict, meta=None):
@@ -99,7 +119,7 @@ class ExcessMaps(Mapping):
         backend = next(iter(self._maps.values())).backend.name
         lines = [
             "ExcessMaps",
-            f"  shape      : {shape} ({', '.join(['lon', 'lat'] + geom.axes_names)})",
+            f"  shape      : {shape} ({', '.join(geom.axes_names)})",
             f"  backend    : {backend}",
             f"  quantities : {self.available_quantities}",
         ]
@@ -303,6 +323,7 @@ class ExcessMapEstimator:
             "n_sigma": self.n_sigma,
             "n_sigma_ul": self.n_sigma_ul,
             "stat_type": stat_type,
+            "n_nonfinite": grouped.n_nonfinite,
         }
         return ExcessMaps(maps, meta=meta)
 
@@ -313,7 +334,9 @@ class ExcessMapEstimator:
             raise ValueError("an on/off dataset needs counts_off, acceptance and acceptance_off")
         counts_off = grouped.sum(ds.counts_off)
         acceptance = grouped.sum(ds.acceptance)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            # (over: an inf acceptance makes alpha the largest float, and alpha *
+            # counts_off overflows; such pixels are left out of the sums)
             # gammapy's resample_energy_axis: acceptance_off of the group keeps the
             # group's background alpha * counts_off
             norm = grouped.sum(ds.background)
@@ -506,6 +529,19 @@ class _GroupedData:
         common_backend(*dataset.maps.values(), op="ExcessMapEstimator")
         ms = dataset.mask_safe
         self._weights = None if ms is None else ms.data
+        # non-finite pixels leave every sum, in every input (the statistic needs
+        # counts and background from the same pixels); the output mask stays
+        onoff = isinstance(dataset, MapDatasetOnOff)
+        names = ("counts_off", "acceptance", "acceptance_off") if onoff else ("background",)
+        inputs = {"counts": dataset.counts}
+        inputs.update({k: getattr(dataset, k) for k in names})
+        check = _NonFinite(
+            {k: None if v is None else v.data for k, v in inputs.items()}, "ExcessMapEstimator",
+            within=self._weights,
+        )
+        self.n_nonfinite = check.counts
+        if check.finite is not None:
+            self._weights = check.finite if self._weights is None else (self._weights != 0) & check.finite
         self.counts = self.sum(dataset.counts)
         mask = self._any(ms) if ms is not None else None
         if dataset.mask_fit is not None:

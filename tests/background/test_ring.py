@@ -234,7 +234,11 @@ def test_non_finite_pixels_do_not_spread(backend):
     ds, (counts, background, _) = _random_dataset(backend, npix=(40, 30), nbin=2, seed=7, nan=True)
     excl = _random_excl(ds.counts.geom.to_image(), 4, backend)
     estimator = RingBackgroundEstimator("0.1 deg", "0.1 deg", exclusion_mask=excl)
-    result = estimator.run(ds)
+    # one NaN counts pixel and one inf and one NaN background pixel, in each of 2 planes
+    with pytest.warns(gpumask.NonFiniteInputWarning,
+                      match=r"counts has 2 non-finite pixels.*\(0, 3, 5\); background has 4 .*\(0, 0, 0\)"):
+        result = estimator.run(ds)
+    assert result.meta["n_nonfinite"] == {"counts": 2, "background": 4}
     c, a = _oracle_ring(counts, background, to_host(excl.data), estimator.kernel(ds.counts.geom))
     assert np.isfinite(to_host(result.counts_off.data)).all()
     np.testing.assert_allclose(to_host(result.counts_off.data), c.reshape(counts.shape), rtol=0, atol=1e-9 * c.max())
@@ -458,7 +462,9 @@ def test_no_host_copies(backend):
     for est in estimators:
         with gpumask.count_transfers() as counter:
             result = est.run(ds)
-        assert counter.calls == 0 and counter.flags == 0, (type(est).__name__, counter)
+        # one flag: are any counts or background pixels non-finite? (no copy)
+        assert counter.calls == 0 and counter.flags == 1, (type(est).__name__, counter)
+        assert result.meta["n_nonfinite"] == {"counts": 0, "background": 0}
         for m in result.maps.values():
             assert_on_backend(m.data, backend)
 
