@@ -9,9 +9,10 @@ into a mask is :mod:`gpumask.masks.catalog_mask`.
 """
 
 from .shapes import DEFAULT_PSF, DEFAULT_SCALE, SourceShapes, source_shapes, to_regions
-from .source_catalog import FORMATS, MORPHOLOGY_TYPES, SourceCatalog, load
+from .source_catalog import FORMATS, MORPHOLOGY_TYPES, CatalogReadError, SourceCatalog, load
 
 __all__ = [
+    "CatalogReadError",
     "DEFAULT_PSF",
     "DEFAULT_SCALE",
     "FORMATS",

@@ -392,13 +392,82 @@ def _read_lhaaso(source):
                   extra_columns={"component": labels.astype(str)})
 
 
+#: Extent columns of plain tables, by lower-case name (a unit suffix _deg, _arcmin or
+#: _arcsec may follow), in order of preference, and the morphology they give.
+_SIZE_COLUMNS = (("size", "disk"), ("radius", "disk"), ("extension", "disk"), ("extent", "disk"),
+                 ("ext", "disk"), ("r_ext", "disk"), ("sigma", "gauss"), ("gauss_sigma", "gauss"),
+                 ("morph_sigma", "gauss"))
+_SIZE_SUFFIXES = {"_deg": u.deg, "_arcmin": u.arcmin, "_arcsec": u.arcsec}
+#: Name parts of columns that look like source sizes (warned about when not used) ...
+_SIZE_LIKE = ("size", "radius", "ext", "sigma", "r68", "r39", "r95", "fwhm", "semi", "morph")
+#: ... unless a part says it is an uncertainty, a limit or a test statistic.
+_NOT_A_SIZE = {"err", "error", "unc", "ul", "ll", "lim", "limit", "ts", "stat", "sys", "flag", "lo", "hi",
+               "min", "max", "pos", "snr", "significance"}
+
+
+def _size_candidate(name):
+    """``(size_type, unit from the name or None)`` when ``name`` is a standard extent column."""
+    key = name.lower()
+    for suffix, unit in _SIZE_SUFFIXES.items():
+        if key.endswith(suffix) and key[: -len(suffix)] in dict(_SIZE_COLUMNS):
+            return dict(_SIZE_COLUMNS)[key[: -len(suffix)]], unit
+    kind = dict(_SIZE_COLUMNS).get(key)
+    return (kind, None) if kind is not None else None
+
+
+def _looks_like_size(table, name):
+    if table[name].dtype.kind not in "iuf":  # flags ("Extended"), strings
+        return False
+    parts = [p for p in name.lower().replace("-", "_").split("_") if p]
+    return (any(p.startswith(_SIZE_LIKE) for p in parts) and not any(p in _NOT_A_SIZE for p in parts))
+
+
+def _detect_size(table, source, size_unit):
+    """The extent column of a plain table, picked by name (see
+    :mod:`gpumask.catalog.source_catalog`): ``(column, size_type, unit)`` or None, with a
+    GpumaskWarning naming the size-like columns left unused."""
+    ranked = {key: rank for rank, (key, _) in enumerate(_SIZE_COLUMNS)}
+    found, unused = [], []
+    for name in table.colnames:
+        candidate = _size_candidate(name)
+        if candidate is None:
+            if _looks_like_size(table, name):
+                unused.append((name, "not a standard extent column"))
+            continue
+        kind, name_unit = candidate
+        column = table[name]
+        col_unit = getattr(column, "unit", None)
+        if column.dtype.kind not in "iuf":
+            unused.append((name, f"not numeric (dtype {column.dtype})"))
+        elif col_unit is not None and col_unit != u.dimensionless_unscaled and not col_unit.is_equivalent(u.deg):
+            unused.append((name, f"unit {col_unit} is no angle"))
+        elif kind == "gauss" and col_unit in (None, u.dimensionless_unscaled) and name_unit is None:
+            unused.append((name, "no unit: a Gaussian sigma or a significance?"))
+        else:
+            unit = name_unit if col_unit in (None, u.dimensionless_unscaled) and name_unit else size_unit
+            key = name.lower()
+            base = next((k for k in ranked if key == k or key.startswith(k + "_")), key)
+            found.append((ranked.get(base, len(ranked)), name, kind, unit))
+    found.sort(key=lambda item: item[0])
+    chosen = found[0][1:] if found else None
+    unused += [(name, f"{chosen[0]!r} is used") for _, name, _, _ in found[1:]]
+    if unused:
+        listed = "; ".join(f"{name!r} ({why})" for name, why in unused)
+        used = (f"source sizes come from {chosen[0]!r} ({chosen[1]})" if chosen
+                else "every source is a point (a psf circle in masks)")
+        warnings.warn(f"catalog table {source.path}: size-like columns not used: {listed}; {used}. "
+                      "Pass size='column' (and size_type=, size_unit=) to choose, or size=False",
+                      GpumaskWarning, stacklevel=4)
+    return chosen
+
+
 _LON_LAT_PAIRS = (("ra", "dec", "icrs"), ("raj2000", "dej2000", "icrs"),
                   ("raj2000", "decj2000", "icrs"), ("glon", "glat", "galactic"))
 _NAME_COLUMNS = ("source_name", "name", "common_name", "src_name", "source", "id")
 
 
 def _read_table(source, *, lon=None, lat=None, frame=None, name=None, size=None,
-                size_unit="deg", size_type="disk", hdu=None):
+                size_unit="deg", size_type=None, hdu=None):
     table = source.first_table(hdu)
     lowered = {c.lower(): c for c in reversed(table.colnames)}
 
@@ -436,21 +505,29 @@ def _read_table(source, *, lon=None, lat=None, frame=None, name=None, size=None,
         names = (_strings(table[found]) if found is not None
                  else np.array([str(i) for i in range(len(table))]))
 
-    if size_type not in ("disk", "gauss", "point"):
+    if size_type not in (None, "disk", "gauss", "point"):
         raise ValueError(f"size_type must be 'disk', 'gauss' or 'point', got {size_type!r}")
+    try:
+        default_unit = u.Unit(size_unit)
+        default_unit.to(u.deg)
+    except (ValueError, TypeError, u.UnitConversionError):
+        raise ValueError(f"size_unit must be an angle unit, got {size_unit!r}") from None
     morph = _Morphology(len(table))
+    if size is None:  # pick the extent column by name
+        detected = _detect_size(table, source, default_unit)
+        if detected is not None:
+            size, detected_type, default_unit = detected
+            size_type = size_type or detected_type
+    elif size is False:
+        size = None
     if size is not None:
         size_col = resolve(size, "size")
-        try:
-            default_unit = u.Unit(size_unit)
-            default_unit.to(u.deg)
-        except (ValueError, TypeError, u.UnitConversionError):
-            raise ValueError(f"size_unit must be an angle unit, got {size_unit!r}") from None
         sizes = _floats(table, size_col, default_unit=default_unit)
         negative = np.flatnonzero(sizes < 0)
         if negative.size:
-            raise ValueError(f"size column {size_col!r} has negative values (rows "
+            raise ValueError(f"size column {size_col!r} of {source.path} has negative values (rows "
                              f"{[int(i) for i in negative[:5]]})")
+        size_type = size_type or "disk"
         for i, value in enumerate(sizes):
             if not np.isfinite(value):
                 morph.unknown(i)

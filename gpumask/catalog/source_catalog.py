@@ -70,16 +70,31 @@ cover with ``min_radius`` or a region).
 source name returns all its components.  ``r39`` is the 39% containment radius of a 2D Gaussian,
 i.e. sigma -> gauss; a component with only ``r39_ul`` -> point with ``size_ul = r39_ul``.
 
-Rows with non-finite positions are dropped with a :class:`~gpumask.GpumaskWarning`.
+Plain tables (``format="table"``, FITS, ECSV or CSV): positions and names from the usual
+columns (see :meth:`SourceCatalog.read`).  The source extent is read from the first column
+named (any case) ``size``, ``radius``, ``extension``, ``extent``, ``ext`` or ``r_ext`` (a disk
+radius), or ``sigma``, ``gauss_sigma`` or ``morph_sigma`` (a Gaussian sigma), optionally with a
+unit suffix (``radius_deg``, ``size_arcmin``, ``sigma_arcsec``).  The unit is the column's own,
+else the suffix's, else ``size_unit`` (deg); a ``sigma`` column without either is not used (it
+may be a significance).  A size of 0 gives "point", NaN "unknown".  Columns that look like sizes
+but are not used (several candidates, a unit that is no angle, containment radii such as
+``r68``, ``fwhm``, ``semi_major``) are named in a :class:`~gpumask.GpumaskWarning`; pass
+``size="column"`` to choose, or ``size=False`` for point sources.  CSV files may start with a
+UTF-8 byte-order mark.
+
+Rows with non-finite positions are dropped with a :class:`~gpumask.GpumaskWarning`.  A FITS
+file that is truncated or damaged raises :class:`CatalogReadError` naming the file.
 """
 
 from __future__ import annotations
 
 import difflib
 import gzip
+import io
 import numbers
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +114,7 @@ from ._formats import (
 )
 from .shapes import to_regions
 
-__all__ = ["FORMATS", "MORPHOLOGY_TYPES", "SourceCatalog", "load"]
+__all__ = ["CatalogReadError", "FORMATS", "MORPHOLOGY_TYPES", "SourceCatalog", "load"]
 
 FORMATS = ("3fgl", "4fgl", "2fhl", "3fhl", "hgps", "gamma-cat", "2hwc", "3hwc", "1lhaaso", "table")
 MORPHOLOGY_TYPES = ("point", "disk", "gauss", "ellipse", "shell", "unknown")
@@ -118,8 +133,14 @@ DEFAULT_FILES = {
     "1lhaaso": "1LHAASO_catalog.fits",
 }
 
-# 68% containment radius of a 2D Gaussian in units of its sigma: sqrt(-2 ln(1 - 0.68)).
 
+
+class CatalogReadError(ValueError):
+    """A catalog file cannot be read: truncated or damaged FITS, or text that is no table.
+
+    The message names the file (and HDU) and the problem.  A ``ValueError``, as
+    :class:`gpumask.FitsReadError` for maps.
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,9 +327,11 @@ class SourceCatalog:
             (or l/b) columns, else icrs.
             ``name`` : name column.  Default: Source_Name, name, common_name, ... (any case),
             else the row numbers.
-            ``size`` : optional size column (deg, or its own angle unit).  ``size_unit``: unit
-            for a size column without one (default "deg").  ``size_type``: "disk" (default),
-            "gauss" or "point"; a size of 0 gives "point", NaN gives "unknown".
+            ``size`` : size column (deg, or its own angle unit).  Default: detected by name
+            (module docstring: size, radius, extension, ..., sigma); ``False``: none, every
+            source is a point.  ``size_unit``: unit for a size column without one (default
+            "deg").  ``size_type``: "disk", "gauss" or "point" (default: "gauss" for sigma
+            columns, else "disk"); a size of 0 gives "point", NaN gives "unknown".
             ``hdu`` : FITS HDU name or number of the table (default: the first table HDU).
 
         Returns
@@ -323,6 +346,8 @@ class SourceCatalog:
         ValueError
             Unknown format, or the file lacks a column or HDU the format needs (the message
             names it and what the file has).
+        CatalogReadError
+            A ValueError: the FITS file is truncated or damaged, or the text is no table.
         """
         path = Path(os.path.expandvars(os.fspath(path))).expanduser()
         if not path.is_file():
@@ -406,8 +431,58 @@ def _is_fits(path):
         return f.read(9) == b"SIMPLE  ="
 
 
+def _open_fits(path):
+    """The HDUs of a FITS catalog with every HDU's data read: a truncated or damaged file
+    (cut gzip stream, short data, bad header) raises :class:`CatalogReadError` here, not a
+    bare numpy error (or silently fewer HDUs) later."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    try:  # read in full here: astropy stops silently at the end of a cut gzip stream
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, OSError, zlib.error) as exc:
+        raise CatalogReadError(f"{path}: the gzip stream is truncated or damaged ({exc})") from None
+    hdul, hdu = None, None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=False)
+            for hdu in hdul:
+                _ = hdu.data  # short data shows up here
+        except Exception as exc:  # astropy raises OSError, ValueError, TypeError, ...
+            if hdul is not None:
+                hdul.close()
+            where = f" {_hdu_label(hdul, hdu)}" if hdu is not None else ""
+            raise CatalogReadError(f"{path}:{where} cannot be read, the file is truncated or damaged "
+                                   f"({type(exc).__name__}: {exc})") from None
+    # astropy also drops, without a word, an HDU whose header or data the file cuts short
+    last = hdul.fileinfo(len(hdul) - 1)
+    end = last["datLoc"] + last["datSpan"]
+    problem = None
+    if len(raw) < end:
+        problem = f"it ends at byte {len(raw)}, inside {_hdu_label(hdul, hdul[-1])}, which needs {end}"
+    elif raw[end:end + 8] == b"XTENSION":
+        problem = f"an incomplete HDU follows {_hdu_label(hdul, hdul[-1])} at byte {end}"
+    for warning in caught:
+        message = str(warning.message)
+        if "truncat" in message.lower() or "corrupt" in message.lower():
+            problem = problem or message
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if problem:
+        hdul.close()
+        raise CatalogReadError(f"{path}: the file is truncated or damaged: {problem}")
+    return hdul
+
+
+def _hdu_label(hdul, hdu):
+    index = next((i for i, item in enumerate(hdul) if item is hdu), None)
+    return f"HDU {index} ({hdu.name!r})" if hdu.name else f"HDU {index}"
+
+
 class _Input:
-    """A catalog file opened once: a FITS HDU list, or one text table."""
+    """A catalog file opened once: a FITS HDU list (read in full, so that a truncated or
+    damaged file fails here, naming the file), or one text table."""
 
     def __init__(self, path):
         self.path = path
@@ -415,10 +490,12 @@ class _Input:
         self._text = None
         self._tables = {}
         if _is_fits(path):
-            self.hdul = fits.open(path, memmap=False)
+            self.hdul = _open_fits(path)
         else:
             with open(path, "rb") as f:
-                head = f.read(16)
+                head = f.read(19)
+            bom = head.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark (Excel's CSV)
+            head = head[3:] if bom else head
             suffixes = [s.lower() for s in path.suffixes]
             if head.startswith(b"# %ECSV") or ".ecsv" in suffixes:
                 fmt = "ascii.ecsv"
@@ -427,10 +504,13 @@ class _Input:
             else:
                 fmt = "ascii"
             try:
-                self._text = Table.read(path, format=fmt)
-            except (ValueError, OSError) as error:
-                raise ValueError(f"{path} is neither FITS nor a table astropy can read "
-                                 f"({error})") from None
+                self._text = Table.read(path, format=fmt, encoding="utf-8-sig" if bom else None)
+            except (ValueError, OSError, UnicodeDecodeError) as error:
+                raise CatalogReadError(f"{path} is neither FITS nor a table astropy can read "
+                                       f"({error})") from None
+            for name in self._text.colnames:  # a BOM that another reader left in a name
+                if name.startswith("\ufeff"):
+                    self._text.rename_column(name, name.lstrip("\ufeff"))
 
     def close(self):
         if self.hdul is not None:
@@ -449,21 +529,29 @@ class _Input:
             if match is None:
                 raise ValueError(
                     f"{self.path} has no HDU {name!r}; HDUs present: {self.hdu_names()}")
-            self._tables[key] = Table.read(match)
+            self._tables[key] = self._read_hdu(match)
         return self._tables[key]
+
+    def _read_hdu(self, hdu):
+        try:
+            return Table.read(hdu)
+        except Exception as exc:  # astropy: ValueError, TypeError, KeyError on damaged tables
+            raise CatalogReadError(f"{self.path}: HDU {hdu.name!r} cannot be read as a table, the file "
+                                   f"is damaged ({type(exc).__name__}: {exc})") from None
 
     def first_table(self, hdu=None):
         if self.hdul is None:
             return self._text
         if hdu is not None:
             try:
-                return Table.read(self.hdul[hdu])
+                match = self.hdul[hdu]
             except (KeyError, IndexError):
                 raise ValueError(
                     f"{self.path} has no HDU {hdu!r}; HDUs present: {self.hdu_names()}") from None
+            return self._read_hdu(match)
         for item in self.hdul:
             if isinstance(item, (fits.BinTableHDU, fits.TableHDU)):
-                return Table.read(item)
+                return self._read_hdu(item)
         raise ValueError(f"{self.path} holds no table HDU; HDUs present: {self.hdu_names()}")
 
     def detect(self):

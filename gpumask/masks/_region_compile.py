@@ -144,6 +144,18 @@ def frame_key(coord: SkyCoord):
     return (type(frame), attrs, type(data), comps)
 
 
+class NonFinitePosition(ValueError):
+    """A NaN or infinite position; ``index`` is its place in the input list."""
+
+    def __init__(self, index, coord):
+        self.index = index
+        self.coord = coord
+        data = coord.frame.data
+        parts = (getattr(data, name) for name in data.components)
+        self.values = "(" + ", ".join(f"{q.value} {q.unit}" for q in parts) + ")"
+        super().__init__(f"region position is not finite: {self.values}")
+
+
 def stack_skycoords(coords):
     """One array SkyCoord from scalar SkyCoords of one :func:`frame_key`
     (same frame, representation, units and dtypes).
@@ -162,7 +174,7 @@ def stack_skycoords(coords):
         array = np.array([getattr(d, name).value for d in datas], dtype=q.dtype)
         if not np.all(np.isfinite(array)):
             bad = int(np.flatnonzero(~np.isfinite(array))[0])
-            raise ValueError(f"region position is not finite: {coords[bad]}")
+            raise NonFinitePosition(bad, coords[bad])
         values[name] = u.Quantity(array, q.unit, copy=False)
     rep = type(first)(**values, copy=False)
     return SkyCoord(coords[0].frame.realize_frame(rep))

@@ -26,6 +26,17 @@ ds9 exclusion
     great circles and a box's half-width is reached along its axis); polygons
     have great-circle edges.  Boundaries are inclusive.  Pixel regions keep their
     pixel-space definition.
+Validation
+    Every position, vertex, size and angle must be finite, and every size
+    (radius, width, height, annulus radii) strictly positive: a NaN or infinite
+    value, or a zero or negative size, raises a ValueError that names the shape
+    (its ds9 line, or the region's class and parameters) and the parameter.
+    Nothing is dropped silently: a ds9 shape ``regions`` cannot parse (it would
+    only warn and skip it) is an error too, as is a non-finite SkyCoord point.
+Compound regions
+    are evaluated without recursion, so chains of thousands of ``|`` / ``&``
+    / ``^`` operands work; the operands of a chain of unions are rasterised in
+    one pass.
 ``method="pixel"``
     gammapy 2.1 + regions 0.11 bit for bit: every sky region becomes a pixel
     region (radius from the pixel scale 1 arcsec north of the centre) and pixel
@@ -40,12 +51,13 @@ from __future__ import annotations
 import functools
 import operator
 import os
+import re
 import warnings
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-from astropy.coordinates import SkyCoord
+from astropy.coordinates import SkyCoord, UnitSphericalRepresentation
 
 from ..backend import resolve_backend, to_device
 from ..sky.maps import Map
@@ -122,9 +134,11 @@ def make_region(region):
 
 def parse_ds9(text: str, source: str = "ds9 text"):
     """Parse ds9 region text with ``regions``, turning its skip-warnings (unknown
-    shapes, missing frames) and parse errors into ValueErrors that quote the line."""
+    shapes, missing frames, parameters it cannot parse), its parse errors and
+    non-finite parameters into ValueErrors that quote the line."""
     from regions import Regions  # noqa: PLC0415
 
+    _check_finite_parameters(text, source)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -133,14 +147,69 @@ def parse_ds9(text: str, source: str = "ds9 text"):
             number, line = _first_bad_line(text)
             where = f" line {number}: {line!r}" if number else ""
             raise ValueError(f"cannot parse {source}{where} ({type(exc).__name__}: {exc})") from exc
+    _raise_on_skipped(caught, text, source)
+    return list(parsed)
+
+
+def _raise_on_skipped(caught, text, source):
+    """Re-emit the warnings of a ``regions`` reader, except those that mean a
+    shape was dropped (unknown shape or frame, unparsable parameter): errors."""
     for warning in caught:
         message = str(warning.message)
-        if "skipping" in message or "unable to parse" in message:
+        lowered = message.lower()
+        if "skipping" in lowered or "unable to parse" in lowered or "cannot parse" in lowered:
             number, line = _line_quoted_in(text, message)
             where = f" line {number}: {line!r}" if number else ""
-            raise ValueError(f"cannot parse {source}{where}: {message}")
+            raise ValueError(f"cannot parse {source}{where}: {message} (the shape would be dropped)")
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return list(parsed)
+
+
+#: ds9 shapes whose parameters are numbers (positions, sizes, angles), and their names.
+_DS9_PARAMETERS = {
+    "circle": ("x", "y", "radius"),
+    "ellipse": ("x", "y", "radius", "radius", "angle"),
+    "box": ("x", "y", "width", "height", "angle"),
+    "annulus": ("x", "y", "radius"),
+    "polygon": ("x", "y"),
+    "point": ("x", "y"),
+    "line": ("x1", "y1", "x2", "y2"),
+    "text": ("x", "y"),
+}
+_DS9_CALL = re.compile(r"\b(" + "|".join(_DS9_PARAMETERS) + r")\s*\(([^()]*)\)", re.IGNORECASE)
+_DS9_UNIT_SUFFIX = "dr\"'pi"
+
+
+def _parameter_name(shape, k, n):
+    names = _DS9_PARAMETERS[shape]
+    if shape == "polygon":
+        return f"{names[k % 2]} of vertex {k // 2 + 1}"
+    if shape in ("ellipse", "box") and k == n - 1 and k >= 4:
+        return "angle"
+    return names[min(k, len(names) - 1)]
+
+
+def _check_finite_parameters(text, source):
+    """ValueError for a ds9 shape with a NaN or infinite parameter (``regions``
+    would drop the shape with a warning, or fail with an obscure KeyError)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        body = line.strip()
+        # "#" starts a comment (shapes there are ignored) or, after a shape, its metadata;
+        # of the shapes checked here only text lives in comments
+        body = body[1:] if re.match(r"#\s*text\s*\(", body) else body.split("#", 1)[0]
+        for match in _DS9_CALL.finditer(body.split("{", 1)[0]):
+            shape = match.group(1).lower()
+            tokens = [t for t in re.split(r"[\s,]+", match.group(2)) if t]
+            for k, token in enumerate(tokens):
+                try:
+                    value = float(token.rstrip(_DS9_UNIT_SUFFIX))
+                except ValueError:
+                    continue  # sexagesimal and other forms: left to regions
+                if not np.isfinite(value):
+                    raise ValueError(
+                        f"{source} line {number}: {line.strip()!r}: {shape} parameter {k + 1} "
+                        f"({_parameter_name(shape, k, len(tokens))}) is {token!r}; every position, "
+                        "size and angle must be a finite number"
+                    )
 
 
 def _first_bad_line(text):
@@ -171,11 +240,13 @@ def _first_bad_line(text):
 
 
 def _line_quoted_in(text, message):
+    lowered = message.lower()
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         for part in [stripped, *stripped.split(";")]:
             part = part.strip()
-            if part and f'"{part}"' in message:
+            # quoted (skipped shapes and frames) or at the end (parameters regions cannot parse)
+            if part and (f'"{part}"' in message or lowered.endswith(f": {part.lower()}")):
                 return number, stripped
     return 0, ""
 
@@ -186,10 +257,19 @@ def _read_file(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"region file {str(path)!r} does not exist")
     name = path.name.lower()
-    if name.endswith(".crtf"):
-        return list(Regions.read(path, format="crtf"))
-    if name.endswith((".fits", ".fits.gz", ".fit")):
-        return list(Regions.read(path, format="fits"))
+    formats = {".crtf": "crtf", ".fits": "fits", ".fits.gz": "fits", ".fit": "fits"}
+    fmt = next((f for suffix, f in formats.items() if name.endswith(suffix)), None)
+    if fmt is not None:
+        source = f"region file {str(path)!r}"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                parsed = list(Regions.read(path, format=fmt))
+            except Exception as exc:  # regions' parsers raise TypeError, ValueError, their own errors
+                raise ValueError(f"cannot parse {source} as {fmt.upper()} regions "
+                                 f"({type(exc).__name__}: {exc})") from exc
+        _raise_on_skipped(caught, "", source)
+        return parsed
     try:
         text = path.read_text()
     except UnicodeDecodeError as exc:
@@ -246,67 +326,122 @@ def _include(region) -> bool:
     return bool(region.meta.get("include", True))
 
 
-def _check_angle(value, label, what, *, positive=True, upper=None):
+class _Invalid(ValueError):
+    """A bad parameter of one shape: the message without the shape's name."""
+
+
+class _ShapeError(ValueError):
+    """A bad parameter found while compiling ``region``; :func:`_region_mask`
+    adds the region's place in the input."""
+
+    def __init__(self, region, detail):
+        self.region = region
+        self.detail = detail
+        super().__init__(f"{_describe(region)}: {detail}")
+
+
+def _describe(region) -> str:
+    """The region on one line: class and parameters (regions' repr), shortened."""
+    if isinstance(region, _Points):
+        return f"SkyCoord of {len(region.coords)} point(s)"
+    if _category_of(type(region))[0] == "compound":  # a repr would recurse through the operands
+        op = getattr(region.operator, "__name__", repr(region.operator))
+        return f"{type(region).__name__} with operator {op}"
+    text = " ".join(repr(region).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _check_angle(value, what, *, positive=True, upper=None):
     v = float(value.value) if hasattr(value, "unit") else float(value)
     if not np.isfinite(v) or (positive and v <= 0):
         need = "a finite, positive" if positive else "a finite"
-        raise ValueError(f"{label}: {what} must be {need} value, got {value}")
+        raise _Invalid(f"{what} must be {need} value, got {value}")
     if upper is not None and hasattr(value, "unit") and value.to_value(u.deg) >= upper:
-        raise ValueError(
-            f"{label}: {what} = {value} is too large for method='sky' (must be < {upper} deg, "
+        raise _Invalid(
+            f"{what} = {value} is too large for method='sky' (must be < {upper} deg, "
             "the shape lives in the gnomonic plane at its centre)"
         )
 
 
-def _check_coord(coord, label):
+def _check_coord(coord, what="position"):
     if isinstance(coord, SkyCoord):
-        data = coord.data
-        values = [getattr(data, name).value for name in data.components]
+        sph = coord.represent_as(UnitSphericalRepresentation)
+        values = [sph.lon.value, sph.lat.value]
     else:
         values = [coord.x, coord.y]
-    if not all(np.all(np.isfinite(v)) for v in values):
-        raise ValueError(f"{label}: position is not finite: {coord}")
+    values = [np.ravel(np.asarray(v, dtype=float)) for v in values]
+    finite = np.isfinite(values[0]) & np.isfinite(values[1])
+    if not np.all(finite):
+        k = int(np.flatnonzero(~finite)[0])
+        bad = f"({values[0][k]}, {values[1][k]})"
+        which = what if finite.size == 1 else f"{what} {k + 1} of {finite.size}"
+        raise _Invalid(f"{which} is not finite: {bad}")
 
 
-def _validate(region, label, method):
-    category, sky = _category_of(type(region))
-    if category is None:
-        raise TypeError(f"{label}: unsupported region type {type(region).__name__}; "
-                        f"supported: {_SUPPORTED_SHAPES}")
-    if category in ("points", "annotation"):
+def _validate(region, index, method):
+    """ValueError (TypeError for an unsupported class) naming region ``index``,
+    the offending shape and parameter.  Compound regions are walked without
+    recursion (chains of thousands of operands)."""
+    stack = [(region, 0, "")]
+    while stack:
+        node, depth, side = stack.pop()
+        category, sky = _category_of(type(node))
+        if category is None:
+            raise TypeError(f"{_where(index, region, node, depth, side)}: unsupported region type "
+                            f"{type(node).__name__}; supported: {_SUPPORTED_SHAPES}")
+        if category == "compound":
+            stack.append((node.region2, depth + 1, "second"))
+            stack.append((node.region1, depth + 1, "first"))
+            continue
+        try:
+            # grouped sky shapes have their centres checked when stacked (vectorised),
+            # except inside compounds, which are rasterised one by one
+            _validate_shape(node, category, sky, method, check_centre=bool(depth))
+        except _Invalid as exc:
+            raise ValueError(f"{_where(index, region, node, depth, side)}: {exc}") from None
+
+
+def _where(index, region, node, depth, side):
+    """Names region ``index`` and, inside a compound, the operand ``node``."""
+    text = f"region {index} ({_describe(region)})"
+    return text + (f", {side} operand at depth {depth} ({_describe(node)})" if depth else "")
+
+
+def _validate_shape(region, category, sky, method, check_centre):
+    if category == "annotation":
         return
-    if category == "compound":
-        _validate(region.region1, f"{label} (first operand)", method)
-        _validate(region.region2, f"{label} (second operand)", method)
+    if category == "points":
+        _check_coord(region.coords, "position")
         return
     upper = 180.0 if (sky and method == "sky") else None
     if category == "polygon":
         pass
-    elif sky and category in _GROUP_ATTRS:
+    elif sky and category in _GROUP_ATTRS and not check_centre:
         pass  # centres are checked when stacked (vectorised, rc.stack_skycoords)
     else:
-        _check_coord(region.center, label)
+        _check_coord(region.center, "center")
     if category == "circle":
-        _check_angle(region.radius, label, "radius")
+        _check_angle(region.radius, "radius")
     elif category == "annulus":
-        _check_angle(region.inner_radius, label, "inner_radius")
-        _check_angle(region.outer_radius, label, "outer_radius")
+        _check_angle(region.inner_radius, "inner_radius")
+        _check_angle(region.outer_radius, "outer_radius")
         if not region.inner_radius < region.outer_radius:
-            raise ValueError(f"{label}: inner_radius must be smaller than outer_radius")
+            raise _Invalid("inner_radius must be smaller than outer_radius, got "
+                           f"{region.inner_radius} and {region.outer_radius}")
     elif category in ("ellipse", "rectangle"):
-        _check_angle(region.width, label, "width", upper=upper)
-        _check_angle(region.height, label, "height", upper=upper)
-        _check_angle(region.angle, label, "angle", positive=False)
+        _check_angle(region.width, "width", upper=upper)
+        _check_angle(region.height, "height", upper=upper)
+        _check_angle(region.angle, "angle", positive=False)
     elif category == "asymmetric_annulus":
         for name in ("inner_width", "outer_width", "inner_height", "outer_height"):
-            _check_angle(getattr(region, name), label, name, upper=upper)
-        _check_angle(region.angle, label, "angle", positive=False)
+            _check_angle(getattr(region, name), name, upper=upper)
+        _check_angle(region.angle, "angle", positive=False)
     elif category == "polygon":
         vertices = region.vertices
         n = int(np.size(vertices.x if not sky else vertices.data.lon))
         if n < 3:
-            raise ValueError(f"{label}: a polygon needs at least 3 vertices, got {n}")
-        _check_coord(vertices, label)
+            raise _Invalid(f"a polygon needs at least 3 vertices, got {n}")
+        _check_coord(vertices, "vertex")
 
 
 # ----------------------------------------------------------------------------- compilation
@@ -355,7 +490,10 @@ def _compile(leaves, geom, method):
     for key, members in groups.items():
         regs = [m[0] for m in members]
         flags = np.array([m[1] for m in members], np.int32)
-        centers = rc.stack_skycoords([r.center for r in regs])
+        try:
+            centers = rc.stack_skycoords([r.center for r in regs])
+        except rc.NonFinitePosition as exc:
+            raise _ShapeError(regs[exc.index], f"center is not finite: {exc.values}") from None
         kind = key[0]
         if kind == "point":
             for value in np.unique(flags):
@@ -505,16 +643,94 @@ def _corner_bits(table):
     return bits
 
 
-def _single(geom, region, method, backend):
+#: Associative operators of compound regions: a chain of one of them is
+#: evaluated as one n-ary operation (no recursion, constant memory).
+_ASSOCIATIVE = {
+    operator.or_: operator.or_, np.logical_or: operator.or_,
+    operator.and_: operator.and_, np.logical_and: operator.and_,
+    operator.xor: operator.xor, np.logical_xor: operator.xor,
+}
+
+
+def _associative(op):
+    try:
+        return _ASSOCIATIVE.get(op)
+    except TypeError:  # an unhashable callable
+        return None
+
+
+def _chain(region, op):
+    """Operands, left to right, of the chain of ``op`` compounds under ``region``
+    (inner compounds with ``include=False`` are operands: their complement counts)."""
+    out, stack = [], [region.region2, region.region1]
+    while stack:
+        node = stack.pop()
+        if (_category_of(type(node))[0] == "compound" and _include(node)
+                and _associative(node.operator) is op):
+            stack.append(node.region2)
+            stack.append(node.region1)
+        else:
+            out.append(node)
+    return out
+
+
+def _is_plain_include(region):
+    return _include(region) and _category_of(type(region))[0] not in ("compound", "asymmetric_annulus")
+
+
+def _single(geom, region, method, backend, complement=True):
     """Boolean image of one region with regions' semantics (complement when its
-    meta says include=False)."""
-    leaves, parts = _split([region])
-    if parts:
-        r1, r2, op = _operands(region)
-        mask = op(_single(geom, r1, method, backend), _single(geom, r2, method, backend))
-    else:
-        mask = (_raster(geom, [(region, 0)], method, backend) & 1) != 0
-    return ~mask if not _include(region) else mask
+    meta says include=False, unless ``complement`` is False).
+
+    Compound regions are evaluated with an explicit stack, not recursion, so
+    chains of thousands of operands work; the plain shapes of a chain of unions
+    are rasterised together in one pass.
+    """
+    values = []  # evaluated images
+    tasks = [("eval", region, complement)]
+    while tasks:
+        task = tasks.pop()
+        if task[0] == "apply":  # binary operator on the two last images
+            _, op, invert = task
+            b, a = values.pop(), values.pop()
+            out = op(a, b)
+            values.append(~out if invert else out)
+            continue
+        if task[0] == "invert":
+            values.append(~values.pop())
+            continue
+        _, node, use_include = task
+        invert = use_include and not _include(node)
+        category = _category_of(type(node))[0]
+        if category == "compound" and _associative(node.operator) is not None:
+            op = _associative(node.operator)
+            operands = _chain(node, op)
+            have = False  # an image of this chain is already on the value stack
+            if op is operator.or_:
+                plain = [r for r in operands if _is_plain_include(r)]
+                if plain:
+                    operands = [r for r in operands if not _is_plain_include(r)]
+                    values.append((_raster(geom, [(r, 0) for r in plain], method, backend) & 1) != 0)
+                    have = True
+            steps = []
+            for operand in operands:
+                steps.append(("eval", operand, True))
+                if have:
+                    steps.append(("apply", op, False))
+                have = True
+            if invert:
+                steps.append(("invert",))
+            tasks.extend(reversed(steps))
+            continue
+        if category in ("compound", "asymmetric_annulus"):
+            r1, r2, op = _operands(node)
+            tasks.append(("apply", op, invert))
+            tasks.append(("eval", r2, True))
+            tasks.append(("eval", r1, True))
+            continue
+        mask = (_raster(geom, [(node, 0)], method, backend) & 1) != 0
+        values.append(~mask if invert else mask)
+    return values.pop()
 
 
 def region_mask(geom, regions, inside=True, method="sky", backend=None):
@@ -537,6 +753,20 @@ def region_mask(geom, regions, inside=True, method="sky", backend=None):
     return _region_mask(geom, regions, inside, method, backend)
 
 
+def _bit_image(geom, items, method, be, extra):
+    """uint8 image: bit 1 = inside an include shape, bit 2 = inside an exclude shape."""
+    leaves, parts = _split(items)
+    flagged = [(r, 0 if _include(r) else rc.FLAG_EXCLUDE) for r in leaves]
+    if flagged or extra is not None:
+        image = _raster(geom, flagged, method, be, extra)
+    else:
+        image = be.xp.zeros(geom.data_shape_image, be.xp.uint8)
+    for region in parts:
+        mask = _single(geom, region, method, be, complement=False)
+        image |= mask.astype(be.xp.uint8) * np.uint8(1 if _include(region) else 2)
+    return image
+
+
 def _region_mask(geom, regions, inside, method, backend, extra=None):
     """:func:`region_mask`, with ``extra``: a ShapeTable of more include shapes
     (built directly from arrays, e.g. catalog sources) rasterised in the same pass."""
@@ -545,24 +775,21 @@ def _region_mask(geom, regions, inside, method, backend, extra=None):
     if not isinstance(inside, (bool, np.bool_)):
         raise TypeError(f"inside must be True or False, got {inside!r}")
     be = resolve_backend(backend)
-    items = parse_regions(regions)
-    for i, region in enumerate(items):
-        _validate(region, f"region {i} ({type(region).__name__.lstrip('_')})", method)
+    parsed = parse_regions(regions)
+    for i, region in enumerate(parsed):
+        _validate(region, i, method)
     # text and line regions are annotations: no area, no part in include/exclude logic
-    items = [r for r in items if _category_of(type(r))[0] != "annotation"]
+    items = [r for r in parsed if _category_of(type(r))[0] != "annotation"]
     xp = be.xp
     ny, nx = geom.data_shape_image
-    leaves, parts = _split(items)
-    flagged = [(r, 0 if _include(r) else rc.FLAG_EXCLUDE) for r in leaves]
     has_extra = extra is not None and len(extra) > 0
-    if flagged or has_extra:
-        image = _raster(geom, flagged, method, be, extra if has_extra else None)
-    else:
-        image = xp.zeros((ny, nx), xp.uint8)
-    for region in parts:
-        r1, r2, op = _operands(region)
-        mask = op(_single(geom, r1, method, be), _single(geom, r2, method, be))
-        image |= mask.astype(xp.uint8) * np.uint8(1 if _include(region) else 2)
+    try:
+        image = _bit_image(geom, items, method, be, extra if has_extra else None)
+    except _ShapeError as exc:
+        index = next((i for i, r in enumerate(parsed) if r is exc.region), None)
+        if index is None:  # inside a compound region: named by its parameters alone
+            raise
+        raise ValueError(f"region {index} ({_describe(exc.region)}): {exc.detail}") from None
     has_include = has_extra or any(_include(r) for r in items)
     excluded = (image & 2) != 0
     if has_include:

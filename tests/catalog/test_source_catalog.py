@@ -529,7 +529,10 @@ def test_generic_table_formats(tmp_path, suffix):
     assert cat.positions.frame.name == "icrs"
     assert_allclose(cat.positions.ra.deg, [10, 20, 30, 40])
     assert list(cat.names) == ["A", "B", "C", "D"]
-    assert list(cat.morphology["type"]) == ["point"] * 4
+    # the "extent" column is picked up by name: in its unit, or deg where the file has none (CSV)
+    assert list(cat.morphology["type"]) == ["disk", "point", "unknown", "disk"]
+    assert_allclose(cat.morphology["size"][[0, 3]], [6.0, 30.0] if suffix == ".csv" else [0.1, 0.5])
+    assert list(SourceCatalog.read(path, size=False).morphology["type"]) == ["point"] * 4
     kwargs = {"size": "EXTENT", "size_unit": "arcmin"} if suffix == ".csv" else {"size": "extent"}
     cat = SourceCatalog.read(path, format="table", **kwargs)
     assert list(cat.morphology["type"]) == ["disk", "point", "unknown", "disk"]
