@@ -12,6 +12,8 @@ written in gammapy's layouts ("gadf", "fgst-ccube", "fgst-template").
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
@@ -354,7 +356,10 @@ def axes_from_bands_hdu(hdu, format="gadf") -> list[MapAxis]:
     """
     if hdu is None:
         return []
-    table = Table.read(hdu)
+    with warnings.catch_warnings():
+        # a unit astropy cannot parse becomes an UnrecognizedUnit; _column refuses it
+        warnings.simplefilter("ignore", u.UnitsWarning)
+        table = Table.read(hdu)
     if format == "fgst-ccube":
         emin, emax = _column(table, "E_MIN", "keV"), _column(table, "E_MAX", "keV")
         edges = np.append(emin.value, emax.to_value(emin.unit)[-1]) * emin.unit
@@ -374,7 +379,15 @@ def axes_from_bands_hdu(hdu, format="gadf") -> list[MapAxis]:
         axcols = table.meta.get(f"AXCOLS{idx}")
         if axcols is None:
             break
+        if not isinstance(axcols, str):
+            raise ValueError(
+                f"AXCOLS{idx} = {axcols!r} is not a column list (accepted: 'NAME' or 'NAME_MIN,NAME_MAX')"
+            )
         cols = [c.strip() for c in axcols.split(",")]
+        if len(cols) not in (1, 2) or not all(cols):
+            raise ValueError(
+                f"AXCOLS{idx} = {axcols!r} is not a column list (accepted: 'NAME' or 'NAME_MIN,NAME_MAX')"
+            )
         interp = table.meta.get(f"INTERP{idx}", "lin")
         if len(cols) == 2:
             name = "energy" if cols[0] == "E_MIN" else cols[0].removesuffix("_MIN").lower()
@@ -397,4 +410,10 @@ def _column(table, name, default_unit=""):
         raise KeyError(f"bands table has no column {name!r} (columns: {table.colnames})")
     col = table[name]
     unit = col.unit if col.unit is not None else u.Unit(default_unit)
+    if isinstance(unit, u.UnrecognizedUnit):
+        raise ValueError(f"bands table column {name!r} has an unknown unit {unit.to_string()!r}")
+    if col.ndim != 1 or col.dtype.kind not in "iuf":
+        raise ValueError(
+            f"bands table column {name!r} must hold one number per row, got {col.dtype} {col.shape}"
+        )
     return u.Quantity(np.asarray(col, dtype=float), unit)

@@ -171,4 +171,29 @@ def read_dataset(filename, name=None, backend=None) -> MapDataset:
                 maps[key.lower()] = map_from_hdulist(hdulist, hdu=key, backend=backend, path=str(path))
     if name is None:
         name = path.name.split(".")[0]
-    return (MapDatasetOnOff if onoff else MapDataset)(name=name, **maps)
+    cls = MapDatasetOnOff if onoff else MapDataset
+    counts = maps["counts"]
+    for key, m in maps.items():
+        if key not in ("counts", "exposure") and not m.geom == counts.geom:
+            raise FitsReadError(
+                f"{path}[{key.upper()}]: geometry differs from the COUNTS geometry "
+                f"({_geom_difference(m.geom, counts.geom)}); the maps of a dataset share one geometry"
+            )
+    try:
+        return cls(name=name, **maps)
+    except (ValueError, TypeError) as exc:
+        raise FitsReadError(f"{path}: {exc}") from None
+
+
+def _geom_difference(geom, ref) -> str:
+    """What differs between two geometries, for messages."""
+    if geom.data_shape != ref.data_shape:
+        return f"data shape {geom.data_shape}, COUNTS has {ref.data_shape}"
+    if len(geom.axes) != len(ref.axes) or not all(a.is_allclose(b) for a, b in zip(geom.axes, ref.axes)):
+        return f"axes {[ax.name for ax in geom.axes]} differ in their nodes or units"
+    wcs, ref_wcs = geom.wcs.wcs, ref.wcs.wcs
+    return (
+        f"WCS: CTYPE {list(wcs.ctype)}, CRVAL {list(wcs.crval)}, CRPIX {list(wcs.crpix)}, "
+        f"CDELT {list(wcs.cdelt)}; COUNTS has {list(ref_wcs.ctype)}, {list(ref_wcs.crval)}, "
+        f"{list(ref_wcs.crpix)}, {list(ref_wcs.cdelt)}"
+    )

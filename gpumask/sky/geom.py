@@ -20,6 +20,8 @@ methods) call :mod:`gpumask.masks` when used.
 from __future__ import annotations
 
 import functools
+import numbers
+import re
 import warnings
 
 import numpy as np
@@ -37,6 +39,19 @@ from .axes import MapAxis, axes_from_bands_hdu, axes_header
 from .projections import WcsParams, pix2world, pixel_grid_world, world2pix
 
 __all__ = ["WcsGeom", "frame_rotation_matrix"]
+
+#: Accepted pixel sizes in deg.  Below 1e-10 deg (0.36 micro-arcsec) neighbouring
+#: pixel centres are no longer told apart by float64 sky coordinates (the spacing of
+#: doubles near 360 deg is 6e-14 deg); above 360 deg one pixel is larger than the sky.
+MIN_PIXEL_SIZE_DEG = 1e-10
+MAX_PIXEL_SIZE_DEG = 360.0
+#: Most pixels along one image axis: the device kernels index pixels with 32-bit ints.
+MAX_NPIX = 2**31 - 1
+
+# Header keywords of the celestial WCS that must hold finite numbers.
+_WCS_NUMERIC_KEYS = re.compile(
+    r"(CRVAL[12]|CRPIX[12]|CDELT[12]|CROTA[12]|CD[12]_[12]|PC[12]_[12]|PV[12]_\d+|LONPOLE|LATPOLE)"
+)
 
 _FRAME_ALIASES = {"icrs": "icrs", "galactic": "galactic", "fk5": "fk5", "gal": "galactic"}
 
@@ -102,9 +117,19 @@ class WcsGeom:
                 "WcsGeom needs a 2D celestial WCS with longitude first, got CTYPE "
                 f"{list(wcs.wcs.ctype)}"
             )
-        nx, ny = (int(n) for n in npix)
-        if nx < 1 or ny < 1 or (nx, ny) != tuple(npix):
+        try:
+            nx, ny = (int(n) for n in npix)
+            valid = (nx, ny) == tuple(npix)
+        except (TypeError, ValueError, OverflowError):
+            valid = False
+        if not valid or nx < 1 or ny < 1:
             raise ValueError(f"npix must be two positive integers (nx, ny), got {npix!r}")
+        if max(nx, ny) > MAX_NPIX:
+            raise ValueError(
+                f"npix {(nx, ny)} exceeds {MAX_NPIX} pixels along an axis (the device kernels "
+                "index pixels with 32-bit integers)"
+            )
+        _check_wcs_numbers(wcs)
         self._wcs = wcs
         self._npix = (nx, ny)
         self._wcs.array_shape = (ny, nx)
@@ -172,9 +197,21 @@ class WcsGeom:
             raise ValueError(f"skydir latitude must be within [-90, 90] deg, got {crval[1]}")
 
         binsz = parse_angle_pair(binsz, "binsz", allow_zero=False)
+        for value in binsz:
+            if not MIN_PIXEL_SIZE_DEG <= value <= MAX_PIXEL_SIZE_DEG:
+                raise ValueError(
+                    f"binsz must be between {MIN_PIXEL_SIZE_DEG:g} and {MAX_PIXEL_SIZE_DEG:g} deg, "
+                    f"got {value:g} deg"
+                )
         if npix is None:
             width = (360.0, 180.0) if width is None else parse_angle_pair(width, "width")
-            npix = (int(np.rint(width[0] / binsz[0])), int(np.rint(width[1] / binsz[1])))
+            counts = (np.rint(width[0] / binsz[0]), np.rint(width[1] / binsz[1]))
+            if max(counts) > MAX_NPIX:
+                raise ValueError(
+                    f"width {width} deg with binsz {binsz} deg gives {counts[0]:.3g} x {counts[1]:.3g} "
+                    f"pixels; at most {MAX_NPIX} per axis are accepted"
+                )
+            npix = (int(counts[0]), int(counts[1]))
             if min(npix) < 1:
                 raise ValueError(
                     f"width {width} deg with binsz {binsz} deg gives {npix} pixels; "
@@ -187,6 +224,8 @@ class WcsGeom:
             refpix = ((npix[0] + 1) / 2.0, (npix[1] + 1) / 2.0)
         elif np.ndim(refpix) != 1 or len(refpix) != 2:
             raise ValueError(f"refpix must be a pair (x, y) in FITS pixels, got {refpix!r}")
+        elif not all(_is_real(v) and np.isfinite(v) for v in refpix):
+            raise ValueError(f"refpix must be two finite numbers (x, y) in FITS pixels, got {refpix!r}")
 
         frame_obj = SkyCoord(np.nan, np.nan, frame=frame, unit="deg").frame
         if not isinstance(proj, str) or len(proj.strip()) != 3:
@@ -208,6 +247,7 @@ class WcsGeom:
         """Geometry from a FITS image header (and its bands table HDU, if any)."""
         if "CTYPE1" not in header or "CTYPE2" not in header:
             raise ValueError("header has no celestial WCS (CTYPE1/CTYPE2 missing)")
+        _check_header_numbers(header)
         with warnings.catch_warnings():
             # Headers with extra (energy) axes make astropy warn about them; they are
             # read from the bands table instead.
@@ -222,6 +262,7 @@ class WcsGeom:
             raise ValueError(
                 f"header WCS is not celestial with longitude first (CTYPE {list(wcs.wcs.ctype)})"
             )
+        _check_pixel_scales(wcs, header)
         axes = axes_from_bands_hdu(hdu_bands, format=format)
         if "WCSSHAPE" in header:
             shape = _parse_wcsshape(header["WCSSHAPE"])
@@ -230,6 +271,9 @@ class WcsGeom:
             npix = (header.get("NAXIS1"), header.get("NAXIS2"))
             if npix[0] is None or npix[1] is None:
                 raise ValueError("header gives no image size (NAXIS1/NAXIS2 or WCSSHAPE)")
+            for key, value in zip(("NAXIS1", "NAXIS2"), npix):
+                if not _is_real(value) or not float(value).is_integer() or value < 1:
+                    raise ValueError(f"{key} = {value!r} is not a positive integer image size")
         return cls(wcs, npix, axes=axes)
 
     def to_header(self) -> fits.Header:
@@ -579,6 +623,68 @@ def _parse_npix(npix) -> tuple[int, int]:
             raise ValueError(f"npix must be positive integers, got {npix!r}")
         out.append(int(value))
     return tuple(out)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_header_numbers(header):
+    """The celestial WCS keywords of ``header`` hold finite numbers (astropy reads
+    an unparsable or non-numeric ``CDELT1`` as its default, 1 deg, silently) and
+    its type keywords strings."""
+    for key in header.keys():
+        numeric = _WCS_NUMERIC_KEYS.fullmatch(key) is not None
+        if not numeric and key not in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "RADESYS"):
+            continue
+        try:
+            value = header[key]
+        except Exception as exc:  # astropy's VerifyError for an unparsable card
+            raise ValueError(f"card {key} is unparsable ({exc})") from None
+        if not numeric and not isinstance(value, str):
+            raise ValueError(f"{key} = {value!r} is not a string")
+        if numeric and (not _is_real(value) or not np.isfinite(value)):
+            raise ValueError(f"{key} = {value!r} is not a finite number")
+        if key.startswith("CDELT") and value == 0 and "CD1_1" not in header and "CD2_2" not in header:
+            raise ValueError(
+                f"{key} = {value!r}: a pixel size of zero (accepted: pixel sizes from "
+                f"{MIN_PIXEL_SIZE_DEG:g} to {MAX_PIXEL_SIZE_DEG:g} deg)"
+            )
+
+
+def _check_pixel_scales(wcs, header=None):
+    """Pixel sizes (from CDELT, PC or CD) within the accepted range and a pixel
+    area that is not zero."""
+    with np.errstate(all="ignore"):  # inf * 0 in astropy's product: refused below
+        matrix = np.asarray(wcs.pixel_scale_matrix, dtype=float)
+    if header is not None and any(k in header for k in ("CD1_1", "CD1_2", "CD2_1", "CD2_2")):
+        keys = ("CD1_1", "CD1_2", "CD2_1", "CD2_2")
+        source = ", ".join(keys) + " = " + ", ".join(repr(header.get(k, 0.0)) for k in keys)
+    elif header is not None:
+        source = f"CDELT1 = {header.get('CDELT1', 1.0)!r}, CDELT2 = {header.get('CDELT2', 1.0)!r}"
+        if any(k in header for k in ("PC1_1", "PC1_2", "PC2_1", "PC2_2")):
+            source += " with the PC matrix"
+    else:
+        source = f"CDELT {list(wcs.wcs.cdelt)}"
+    accepted = f"accepted: pixel sizes from {MIN_PIXEL_SIZE_DEG:g} to {MAX_PIXEL_SIZE_DEG:g} deg"
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(f"pixel scale matrix is not finite ({source}); {accepted}")
+    with np.errstate(all="ignore"):
+        scales = np.hypot(matrix[0], matrix[1])  # hypot: no overflow for huge entries
+        for axis, scale in zip(("lon", "lat"), scales):
+            if not MIN_PIXEL_SIZE_DEG <= scale <= MAX_PIXEL_SIZE_DEG:
+                raise ValueError(f"pixel size along {axis} is {scale:g} deg ({source}); {accepted}")
+        det = abs(matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0])
+        if not det >= 1e-6 * scales[0] * scales[1]:
+            raise ValueError(f"pixels have (nearly) zero area: the pixel axes are parallel ({source})")
+
+
+def _check_wcs_numbers(wcs):
+    """The reference point and the pixel scales of a WCS are usable numbers."""
+    for name, values in (("CRVAL", wcs.wcs.crval), ("CRPIX", wcs.wcs.crpix)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} must be finite numbers, got {list(values)}")
+    _check_pixel_scales(wcs)
 
 
 def _parse_wcsshape(text) -> tuple[int, ...]:
