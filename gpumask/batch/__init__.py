@@ -4,7 +4,9 @@
 before any work; :mod:`~gpumask.batch.pipeline` runs one field (or a stack of
 equal-shape fields) through regions, catalogs, significance and morphology;
 :mod:`~gpumask.batch.runner` shards, resumes and dispatches fields locally or on dask;
-:mod:`~gpumask.batch.examples` writes simulated inputs to try it.
+:mod:`~gpumask.batch.examples` writes simulated inputs to try it;
+:mod:`~gpumask.batch.guards` holds the checks against hostile configs and field
+lists (bounded YAML, outputs kept in their folder, file-name limits).
 
 May import: every layer below it: the device layer, :mod:`gpumask.sky`,
 :mod:`gpumask.catalog`, :mod:`gpumask.stats`, :mod:`gpumask.masks` and

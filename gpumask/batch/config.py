@@ -31,11 +31,35 @@ strings with a unit)::
       mask: "{name}_mask.fits"    # boolean mask, True = usable (gammapy)
       sqrt_ts: "{name}_sqrt_ts.fits"          # optional
       significance_mask: "{name}_sig.fits"    # optional
+      root: /data/masks           # optional: outputs may also go anywhere below
 
-Relative paths are relative to the config file's folder.  String values may hold
-``{name}`` and the other columns of a field (see :mod:`gpumask.batch`).  Every
-problem is reported with its key path (``significance.threshold: ...``) in one
-:class:`ConfigError`.
+Relative paths are relative to the config file's folder; ``$VAR`` and ``~`` are
+expanded in the config's strings before any field value is put in.  String values
+may hold ``{name}`` and the other columns of a field (see :mod:`gpumask.batch`):
+plain ``{key}`` placeholders only (no format spec ``{key:>9}``, conversion
+``{key!r}``, attribute or index); a value put into a template is text or a number.
+Every problem is reported with its key path (``significance.threshold: ...``) in
+one :class:`ConfigError`, before any work; values echoed in messages are cut to a
+few hundred characters.
+
+Hostile inputs are refused at validation:
+
+* every output stays inside the folder its template names before its first
+  placeholder (``out/{tag}_mask.fits``: ``out/``; ``{name}.fits``: the config's
+  folder), symlinks resolved; ``output.root`` (config only, not a field) allows
+  one more folder.  A field overriding an ``output`` key is held to the config's
+  folder for that key (for a key the config lacks: the mask's folder);
+* no output (nor the manifest) is the same file as an input, another output of
+  the field or, in a batch, a file of another field, the config or the field list
+  (real paths, hard links by device and inode);
+* a file name may have at most 255 bytes (:data:`NAME_MAX`), an output's at most
+  140 (room for the atomic writer's temporary ``.NAME.HOST.PID-START.XXXXXXXX.tmp.fits.gz``,
+  :data:`~gpumask.batch.guards.TEMP_NAME_ROOM`);
+  a path at most 4096 bytes (:data:`PATH_MAX`);
+* a YAML file whose aliases (``*anchor``) expand it beyond
+  :data:`MAX_CONFIG_NODES` nodes (a config) or :data:`MAX_YAML_NODES` (a field
+  list), or beyond :data:`MAX_YAML_TEXT` characters of text, or that refers to
+  itself, is refused before it is built ("billion laughs").
 """
 
 from __future__ import annotations
@@ -48,14 +72,41 @@ import json
 import math
 import os
 import re
-import string
 from pathlib import Path
 
 from .._utils import parse_angle
 from ..backend import BACKEND_NAMES, memory_available, resolve_backend
 from ..catalog.source_catalog import _ALIASES, DEFAULT_FILES, FORMATS
+from .guards import (
+    _SHOW_CHARS,
+    _SHOW_MESSAGE,
+    _SHOW_PROBLEMS,
+    MAX_CONFIG_NODES,
+    MAX_YAML_NODES,
+    MAX_YAML_TEXT,
+    NAME_MAX,
+    PATH_MAX,
+    _cut,
+    blame,
+    check_name,
+    expand,
+    expansion_problem,
+    file_key,
+    inside,
+    is_dir,
+    is_file,
+    job_files,
+    path_problem,
+    real_path,
+    show,
+    substitute,
+    template_folder,
+)
 
-__all__ = ["ConfigError", "MaskConfig", "FieldJob", "load_yaml"]
+__all__ = [
+    "ConfigError", "MaskConfig", "FieldJob", "load_yaml", "check_name",
+    "MAX_CONFIG_NODES", "MAX_YAML_NODES", "MAX_YAML_TEXT", "NAME_MAX", "PATH_MAX",
+]
 
 _FRAMES = ("icrs", "galactic", "fk5")
 _KEYS = {
@@ -66,8 +117,9 @@ _KEYS = {
         "dataset", "counts", "background", "correlation_radius", "threshold", "low",
         "nan", "connectivity", "dilation", "dtype",
     ),
-    "output": ("mask", "sqrt_ts", "significance_mask"),
+    "output": ("mask", "sqrt_ts", "significance_mask", "root"),
 }
+_OUTPUT_KEYS = ("mask", "sqrt_ts", "significance_mask")
 _PATH_KEYS = {("significance", "dataset"), ("significance", "counts"), ("significance", "background")}
 _EXAMPLES = {
     "width": "'5 deg' or [5 deg, 3 deg]",
@@ -92,22 +144,49 @@ class ConfigError(ValueError):
         self.problems = list(problems)
         self.source = source
         where = f" in {source}" if source else ""
-        lines = [f"{len(self.problems)} problem{'s' * (len(self.problems) != 1)}{where}:"]
-        lines += [f"  {path or '<top>'}: {msg}" for path, msg in self.problems]
+        n = len(self.problems)
+        lines = [f"{n} problem{'s' * (n != 1)}{where}:"]
+        lines += [f"  {_cut(path, _SHOW_CHARS) or '<top>'}: {_cut(msg, _SHOW_MESSAGE)}"
+                  for path, msg in self.problems[:_SHOW_PROBLEMS]]
+        if n > _SHOW_PROBLEMS:
+            lines.append(f"  ... and {n - _SHOW_PROBLEMS} more problems")
         super().__init__("\n".join(lines))
 
 
-def load_yaml(path):
-    """The mapping or list in a YAML file; errors name the file and the line."""
+def load_yaml(path, *, max_nodes=MAX_CONFIG_NODES, max_text=MAX_YAML_TEXT, what="config file"):
+    """The mapping or list in a YAML file; errors name the file and the line.
+
+    The document is refused (:class:`ConfigError`) when its aliases expand it
+    beyond ``max_nodes`` nodes or ``max_text`` characters of scalar text, or when
+    an alias refers to itself; both are checked on the parsed node graph, before
+    any Python object is built.
+    """
     import yaml  # noqa: PLC0415
 
     path = Path(os.path.expandvars(os.fspath(path))).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
     try:
-        return yaml.safe_load(path.read_text())
+        found = path.is_file()
+    except OSError as exc:
+        raise FileNotFoundError(f"{what} {show(str(path))} cannot be read: {exc.strerror}") from None
+    if not found:
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([("", f"not UTF-8 text (byte {exc.start}): save it as UTF-8")], str(path)) from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        problem = expansion_problem(node, max_nodes, max_text)
+        if problem:
+            raise ConfigError([("", problem)], source=str(path))
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError([("", f"not valid YAML: {exc}")], source=str(path)) from None
+        raise ConfigError([("", f"not valid YAML: {_cut(exc, _SHOW_MESSAGE)}")], source=str(path)) from None
+    finally:
+        loader.dispose()
 
 
 # ----------------------------------------------------------------------------- values
@@ -129,7 +208,8 @@ def _unknown_keys(raw, section, path, problems):
     allowed = _KEYS[section]
     for key in raw:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
+            key = _cut(key, _SHOW_CHARS)
+            close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; accepted: {', '.join(allowed)}"
             problems.add(_join(path, key), f"unknown key{hint}")
 
@@ -140,14 +220,14 @@ def _angle(value, path, problems, *, positive=False, key=None):
     except ValueError:
         example = _EXAMPLES.get(key or path.rsplit(".", 1)[-1], "'0.1 deg'")
         need = "a positive angle" if positive else "an angle >= 0"
-        problems.add(path, f"{value!r} is not {need}; give a number in deg or a string like {example}")
+        problems.add(path, f"{show(value)} is not {need}; give a number in deg or a string like {example}")
         return None
 
 
 def _angle_pair(value, path, problems, *, key=None):
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
-            problems.add(path, f"{value!r}: give one angle or a [lon, lat] pair")
+            problems.add(path, f"{show(value)}: give one angle or a [lon, lat] pair")
             return None
         pair = [_angle(v, f"{path}[{i}]", problems, positive=True, key=key) for i, v in enumerate(value)]
         return None if None in pair else tuple(pair)
@@ -158,27 +238,27 @@ def _angle_pair(value, path, problems, *, key=None):
 def _number(value, path, problems, *, integer=False, choices=None):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         kind = "an integer" if integer else "a finite number"
-        problems.add(path, f"{value!r} is not {kind}")
+        problems.add(path, f"{show(value)} is not {kind}")
         return None
     if integer and int(value) != value:
-        problems.add(path, f"{value!r} is not an integer")
+        problems.add(path, f"{show(value)} is not an integer")
         return None
     if choices is not None and value not in choices:
-        problems.add(path, f"{value!r} is not accepted; choose one of {list(choices)}")
+        problems.add(path, f"{show(value)} is not accepted; choose one of {list(choices)}")
         return None
     return int(value) if integer else float(value)
 
 
 def _choice(value, path, problems, choices):
     if not isinstance(value, str) or value.lower() not in choices:
-        problems.add(path, f"{value!r} is not accepted; choose one of {list(choices)}")
+        problems.add(path, f"{show(value)} is not accepted; choose one of {list(choices)}")
         return None
     return value.lower()
 
 
 def _text(value, path, problems):
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        problems.add(path, f"{value!r}: expected a non-empty string")
+        problems.add(path, f"{show(value)}: expected a non-empty string")
         return None
     return str(value)
 
@@ -209,14 +289,14 @@ def _geometry(raw, problems):
     if "proj" in g:
         proj = _text(g["proj"], "geometry.proj", problems)
         if proj is not None and not re.fullmatch(r"[A-Z]{3}", proj.upper()):
-            problems.add("geometry.proj", f"{proj!r} is not a 3-letter WCS projection code (CAR, TAN, AIT, ...)")
+            problems.add("geometry.proj", f"{show(proj)} is not a 3-letter WCS projection code (CAR, TAN, AIT, ...)")
         out["proj"] = None if proj is None else proj.upper()
     if "skydir" in g:
         sky = g["skydir"]
         if isinstance(sky, str):
             sky = sky.replace(",", " ").split()
         if not isinstance(sky, (list, tuple)) or len(sky) != 2:
-            problems.add("geometry.skydir", f"{g['skydir']!r}: give [lon, lat] in deg")
+            problems.add("geometry.skydir", f"{show(g['skydir'])}: give [lon, lat] in deg")
         else:
             lon = _angle(sky[0], "geometry.skydir[0]", problems)
             lat = _angle_signed(sky[1], "geometry.skydir[1]", problems)
@@ -229,7 +309,7 @@ def _geometry(raw, problems):
         npix = g["npix"] if isinstance(g["npix"], (list, tuple)) else [g["npix"], g["npix"]]
         vals = [_number(v, f"geometry.npix[{i}]", problems, integer=True) for i, v in enumerate(npix[:2])]
         if len(npix) != 2 or None in vals or min(vals) < 1:
-            problems.add("geometry.npix", f"{g['npix']!r}: give a positive integer or [nx, ny]")
+            problems.add("geometry.npix", f"{show(g['npix'])}: give a positive integer or [nx, ny]")
         else:
             out["npix"] = tuple(vals)
     if "binsz" in g:
@@ -241,7 +321,7 @@ def _angle_signed(value, path, problems):
     try:
         return parse_angle(value, path, allow_negative=True)
     except ValueError:
-        problems.add(path, f"{value!r} is not an angle; give a number in deg")
+        problems.add(path, f"{show(value)} is not an angle; give a number in deg")
         return None
 
 
@@ -277,7 +357,7 @@ def _catalogs(raw, problems):
                     value = _ALIASES.get(value.strip().lower(), value.strip().lower())
                     known = DEFAULT_FILES if key == "name" else FORMATS
                     if value not in known:
-                        problems.add(f"{path}.{key}", f"unknown catalog {value!r}; known: {', '.join(known)}")
+                        problems.add(f"{path}.{key}", f"unknown catalog {show(value)}; known: {', '.join(known)}")
                         value = None
                 spec[key] = value
         if "file" in c:
@@ -334,13 +414,19 @@ def _significance(raw, problems):
 def _output(raw, problems):
     o = _section(raw, "output", "output", problems)
     out = {"mask": None, "sqrt_ts": None, "significance_mask": None}
-    for key in out:
+    for key in _OUTPUT_KEYS:
         if o.get(key) is not None:
             out[key] = _text(o[key], f"output.{key}", problems)
             if out[key] is not None and not re.search(r"\.fits(\.gz)?$", out[key], re.I):
-                problems.add(f"output.{key}", f"{out[key]!r} must end in .fits or .fits.gz")
+                problems.add(f"output.{key}", f"{show(out[key])} must end in .fits or .fits.gz")
     if out["mask"] is None:
         problems.add("output.mask", "missing: give the mask file, e.g. mask: \"{name}_mask.fits\"")
+    if o.get("root") is not None:
+        root = _text(o["root"], "output.root", problems)
+        if root is not None and "{" in root:
+            problems.add("output.root", f"{show(root)}: the allowed folder takes no {{placeholder}}")
+            root = None
+        out["root"] = root
     return out
 
 
@@ -419,7 +505,20 @@ class MaskConfig:
             raw = merge(raw if isinstance(raw, dict) else {}, overrides)
         return cls(raw, base_dir=path.parent, source=str(path))
 
-    def field_job(self, name="field", values=None, base_dir=None, key_prefix="") -> FieldJob:
+    def output_folders(self) -> dict:
+        """``{output key: [folder, ...]}``: the real folders each output must stay in.
+
+        The folder a template names before its first ``{placeholder}`` (a fixed
+        path: its own folder); for an output key this config lacks, the mask's
+        folder; and ``output.root`` when given.
+        """
+        out = self.spec["output"]
+        extra = [real_path(expand(out["root"]), self.base_dir)] if out.get("root") else []
+        mask = template_folder(out["mask"], self.base_dir)
+        return {key: [template_folder(out[key], self.base_dir) if out.get(key) else mask, *extra]
+                for key in _OUTPUT_KEYS}
+
+    def field_job(self, name="field", values=None, base_dir=None, key_prefix="", output_folders=None) -> FieldJob:
         """Resolve the config for one field.
 
         Parameters
@@ -432,26 +531,47 @@ class MaskConfig:
             Folder for the field's own relative paths (already in ``values``).
         key_prefix : str
             Prefix of key paths in messages (``fields[3].``).
+        output_folders : dict, optional
+            The folders outputs must stay in (:meth:`output_folders`); a batch
+            passes those of the shared config, so that a field overriding an
+            output key is held to the config's folder.  Default: this config's.
 
         Raises
         ------
         ConfigError
             Unresolvable ``{keys}``, missing input files, no way to get a geometry,
-            a geometry too large for the backend's memory.
+            a geometry too large for the backend's memory, outputs outside their
+            folder or equal to an input, over-long file names.
         """
         problems = _Problems()
+
+        def where(path):
+            return _join(key_prefix, path)
+
+        name, problem = check_name(name, where("name"))
+        if problem:
+            raise ConfigError([problem], self.source)
         variables = {"name": name, **{k: v for k, v in (values or {}).items() if v is not None}}
         spec = copy.deepcopy(self.spec)
 
         def sub(value, path):
-            return _substitute(value, variables, _join(key_prefix, path), problems)
+            return substitute(value, variables, where(path), problems)
 
-        def resolve(value, path, base=self.base_dir):
-            value = sub(value, path)
-            if value is None:
+        def resolve(value, path, output=False):
+            """The absolute path a config string names, or None (with a problem)."""
+            text = sub(expand(value), path)
+            if text is None:
                 return None
-            p = Path(os.path.expandvars(value)).expanduser()
-            return str(p if p.is_absolute() else (Path(base) / p).resolve())
+            if "\0" in text:
+                problems.add(where(path), f"{show(text)} holds a NUL character, which no file name can")
+                return None
+            p = Path(text)
+            resolved = str(p if p.is_absolute() else (self.base_dir / p).resolve())
+            problem = path_problem(resolved, output)
+            if problem:
+                problems.add(where(path), problem)
+                return None
+            return resolved
 
         regions = []
         for i, item in enumerate(spec["regions"]):
@@ -462,18 +582,20 @@ class MaskConfig:
                 regions.append(text)
             else:
                 path = resolve(item, f"regions[{i}]")
-                if not Path(path).is_file():
-                    problems.add(_join(key_prefix, f"regions[{i}]"),
+                if path is None:
+                    continue
+                if not is_file(path):
+                    problems.add(where(f"regions[{i}]"),
                                  f"region file not found: {path} (ds9 text needs a shape, e.g. 'icrs;circle(...)')")
                 regions.append(path)
         catalogs = []
         for i, cat in enumerate(spec["catalogs"]):
             if cat["file"] is not None:
                 cat["file"] = resolve(cat["file"], f"catalogs[{i}].file")
-                if cat["file"] and not Path(cat["file"]).is_file():
-                    problems.add(_join(key_prefix, f"catalogs[{i}].file"), f"catalog file not found: {cat['file']}")
+                if cat["file"] and not is_file(cat["file"]):
+                    problems.add(where(f"catalogs[{i}].file"), f"catalog file not found: {cat['file']}")
             else:
-                cat["file"] = _default_catalog_file(cat["name"], _join(key_prefix, f"catalogs[{i}].name"), problems)
+                cat["file"] = _default_catalog_file(cat["name"], where(f"catalogs[{i}].name"), problems)
             catalogs.append(cat)
         sig = spec["significance"]
         if sig is not None:
@@ -481,27 +603,47 @@ class MaskConfig:
             for key in ("dataset", "counts", "background"):
                 if sig[key] is not None:
                     sig[key] = resolve(sig[key], f"significance.{key}")
-                    if sig[key] and not Path(sig[key]).is_file():
-                        problems.add(_join(key_prefix, f"significance.{key}"), f"file not found: {sig[key]}")
+                    if sig[key] and not is_file(sig[key]):
+                        problems.add(where(f"significance.{key}"), f"file not found: {sig[key]}")
         outputs = {}
-        for key, value in spec["output"].items():
-            if value is not None:
-                outputs[key] = resolve(value, f"output.{key}")
-                if outputs[key] and not Path(outputs[key]).parent.is_dir():
-                    problems.add(_join(key_prefix, f"output.{key}"),
-                                 f"folder {Path(outputs[key]).parent} does not exist; create it first")
-        if len(set(outputs.values())) != len(outputs):
-            problems.add(_join(key_prefix, "output"), "two outputs have the same file name")
+        folders = output_folders or self.output_folders()
+        for key in _OUTPUT_KEYS:
+            template = spec["output"].get(key)
+            path = None if template is None else resolve(template, f"output.{key}", output=True)
+            if path is None:
+                continue
+            outputs[key] = path
+            if not is_dir(Path(path).parent):
+                problems.add(where(f"output.{key}"), f"folder {Path(path).parent} does not exist; create it first")
+            real = os.path.realpath(path)
+            allowed = folders.get(key) or folders["mask"]
+            if not any(inside(real, folder) for folder in allowed):
+                culprit = blame(template, variables)
+                value = f"{show(str(variables[culprit]))} puts " if culprit else ""
+                problems.add(
+                    where(culprit or f"output.{key}"),
+                    f"{value}output.{key} ({show(template)}) at {real}, outside {allowed[0]}, the folder the "
+                    "template names; field values must not leave it (write a value without / or .., or set "
+                    "output.root in the config to allow another folder)")
         geometry = spec["geometry"]
         if geometry is not None:
             _check_geometry(geometry, sig, key_prefix, problems)
         elif sig is None:
-            problems.add(_join(key_prefix, "geometry"),
+            problems.add(where("geometry"),
                          "missing: give geometry (skydir, width, binsz) or significance inputs to take it from")
         job = FieldJob(
             name=str(name), backend=spec["backend"], geometry=geometry, regions=regions,
             catalogs=catalogs, significance=sig, dilation=spec["dilation"] or 0.0, outputs=outputs,
         )
+        seen = {}
+        for key_path, what, path, is_output in job_files(job):
+            other = seen.setdefault(file_key(path), (what, is_output))
+            if other != (what, is_output) and is_output:
+                if other[1]:
+                    problems.add(where(key_path), f"{path} is the same file as {other[0]}")
+                else:
+                    problems.add(where(key_path), f"{path} is also the {other[0]}; writing it would replace "
+                                 "the input: choose another output file name")
         if not problems.items:
             job.shape = _check_size(job, key_prefix, problems)
         if problems.items:
@@ -554,30 +696,14 @@ def _default_catalog_file(name, path, problems):
         return None
     root = os.environ.get("GAMMAPY_DATA")
     if not root:
-        problems.add(path, f"catalog {name!r} is looked up in $GAMMAPY_DATA, which is not set; "
+        problems.add(path, f"catalog {show(name)} is looked up in $GAMMAPY_DATA, which is not set; "
                      "set it or give file: with the catalog file")
         return None
     file = Path(root).expanduser() / "catalogs" / DEFAULT_FILES[name]
     if not file.is_file():
-        problems.add(path, f"catalog {name!r}: {file} does not exist; give file: with the catalog file")
+        problems.add(path, f"catalog {show(name)}: {file} does not exist; give file: with the catalog file")
         return None
     return str(file)
-
-
-def _substitute(value, variables, path, problems):
-    if value is None or "{" not in value:
-        return value
-    try:
-        keys = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
-    except ValueError as exc:
-        problems.add(path, f"{value!r}: bad {{placeholder}} ({exc})")
-        return None
-    missing = sorted({k for k in keys if k not in variables})
-    if missing:
-        problems.add(path, f"{value!r} uses {', '.join('{' + k + '}' for k in missing)}, which the field "
-                     f"does not define (it has {', '.join(sorted(variables))})")
-        return None
-    return value.format(**{k: str(v) for k, v in variables.items()})
 
 
 def _check_size(job, prefix, problems):

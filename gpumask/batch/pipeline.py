@@ -15,6 +15,31 @@ the fields run one by one.  Data stays on the device until the FITS writing.
 Resuming: :func:`field_state` tells whether a field is complete (a manifest with
 the same job hash whose outputs are intact), to do, or in conflict with files it
 must not overwrite.
+
+Claims: two runs on one folder (two shells, overlapping array jobs, a dask task
+rerun while the first is alive) compute each field once.  Before a field is
+loaded, :func:`run_jobs` takes an exclusive, non-blocking ``flock`` on a claim
+file next to its manifest (``.NAME_mask.claim``, holding host, pid and time), then
+looks at the field's state again: a field another run finished meanwhile is
+skipped ("complete"; with ``overwrite``: a manifest of this job that changed since
+this run's first look), a field whose claim is held is skipped and reported as
+"claimed by host:pid".  The claim file is removed when the field's outcome is
+known.  The lock dies with its process, so the claim of a killed run (SIGKILL,
+OOM, a lost node) is taken over at once, whatever the file's content and age; no
+stale claim needs cleaning.  Nothing depends on claims for correctness: outputs
+are written atomically and a manifest marks a complete field, so without them a
+field is at worst computed twice.
+
+Shared file systems: on Linux, NFS v3 (with lockd) and v4 clients turn ``flock``
+into server-side locks, so claims hold between hosts; a client that dies keeps
+its locks until the server reclaims them (the NFSv4 lease, ~90 s by default;
+NFSv3 after the client reboots), and those fields are skipped meanwhile (rerun
+the batch to finish them).  Mounts with ``nolock`` or ``local_lock=all``, and
+some parallel file systems (Lustre without ``flock`` mount option: ``ENOSYS``),
+give locks that other hosts do not see or no locks: a run then works unclaimed
+(or claims only between processes of one host) and two hosts may compute the same
+field twice, each writing identical outputs atomically.  Without ``fcntl``
+(Windows) there are no claims.
 """
 
 from __future__ import annotations
@@ -25,6 +50,7 @@ import functools
 import hashlib
 import json
 import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -43,6 +69,11 @@ from ..sky.geom import WcsGeom
 from ..sky.io import atomic_write_bytes, read_map
 from ..sky.maps import Map
 from ..stats.excess import ExcessMapEstimator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no claims
+    fcntl = None
 
 __all__ = ["FieldOutcome", "field_state", "run_jobs", "run_job"]
 
@@ -131,6 +162,98 @@ def field_state(job, overwrite=False) -> tuple[str, str]:
     if foreign:
         return "conflict", f"{foreign[0]} exists and was not written by this job; pass --overwrite to replace it"
     return "todo", "incomplete earlier run"
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+def _claim_path(job) -> Path:
+    manifest = Path(job.manifest)
+    return manifest.with_name(f".{manifest.stem}.claim")
+
+
+class _Claim:
+    """A claim held on a field (an exclusive flock on its claim file); ``release``
+    removes the file, then drops the lock."""
+
+    def __init__(self, path=None, fd=None):
+        self.path, self.fd = path, fd
+
+    def release(self):
+        if self.fd is None:
+            return
+        try:
+            if os.path.samestat(os.fstat(self.fd), os.stat(self.path)):
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _claim(job):
+    """Claim ``job`` for this process: a :class:`_Claim`, or the text naming the run
+    that holds it (``"host:pid"``)."""
+    if fcntl is None:
+        return _Claim()
+    path = _claim_path(job)
+    for _ in range(5):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            return holder
+        except OSError:  # a file system without locks (ENOLCK, ENOSYS): run unclaimed
+            os.close(fd)
+            return _Claim()
+        try:
+            current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            info = {"host": socket.gethostname(), "pid": os.getpid(), "job_hash": job.job_hash,
+                    "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+            return _Claim(path, fd)
+        os.close(fd)  # its holder removed the file meanwhile: claim the new one
+    return "another run"
+
+
+def _holder(fd):
+    try:
+        info = json.loads(os.pread(fd, 4096, 0))
+        return f"{info['host']}:{info['pid']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another run"
+
+
+def _manifest_stamp(job):
+    try:
+        st = os.stat(job.manifest)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _after_claim(job, overwrite, stamp):
+    """The outcome of a field found finished (or in conflict) once claimed, else None."""
+    state, why = field_state(job, overwrite)
+    meanwhile = FieldOutcome(job.name, "skipped", stats={"reason": "complete (finished by another run meanwhile)"})
+    if not overwrite:
+        if state == "complete":
+            return meanwhile
+        if state == "conflict":
+            return FieldOutcome(job.name, "failed", error=f"FileExistsError: {why}")
+        return None
+    if _manifest_stamp(job) != stamp:
+        manifest = _read_manifest(job)
+        if manifest is not None and manifest.get("job_hash") == job.job_hash and _intact(manifest):
+            return meanwhile
+    return None
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -343,10 +466,13 @@ def run_jobs(jobs, *, overwrite=False, stack=None, max_stack_bytes=None, backend
     on_outcome : callable, optional
         Called with each outcome as soon as it is known (progress reporting).
     """
-    outcomes = {}
+    outcomes, held, stamps = {}, {}, {}
 
     def report(outcome):
         outcomes[outcome.name] = outcome
+        claim = held.pop(outcome.name, None)
+        if claim is not None:
+            claim.release()
         if on_outcome is not None:
             on_outcome(outcome)
 
@@ -358,10 +484,34 @@ def run_jobs(jobs, *, overwrite=False, stack=None, max_stack_bytes=None, backend
         elif state == "conflict":
             report(FieldOutcome(job.name, "failed", error=f"FileExistsError: {why}"))
         else:
+            stamps[job.name] = _manifest_stamp(job)
             todo.append(job)
+    try:
+        _run_todo(todo, overwrite, stack, max_stack_bytes, backend, report, held, stamps)
+    finally:
+        for claim in held.values():
+            claim.release()
+    return [outcomes[job.name] for job in jobs]
+
+
+def _run_todo(todo, overwrite, stack, max_stack_bytes, backend, report, held, stamps):
+    """Claim, load and run the fields to do, grouping those that stack."""
     groups = {}
     for job in todo:
         t0 = time.perf_counter()
+        try:
+            claim = _claim(job)
+        except OSError as exc:
+            report(_failed(job, exc, t0))
+            continue
+        if isinstance(claim, str):
+            report(FieldOutcome(job.name, "skipped", stats={"reason": f"claimed by {claim}"}))
+            continue
+        held[job.name] = claim
+        finished = _after_claim(job, overwrite, stamps[job.name])
+        if finished is not None:
+            report(finished)
+            continue
         try:
             be = resolve_backend(backend or job.backend)
             if max_stack_bytes is None:
@@ -385,7 +535,6 @@ def run_jobs(jobs, *, overwrite=False, stack=None, max_stack_bytes=None, backend
     for group in groups.values():
         for outcome in _run_group(*group):
             report(outcome)
-    return [outcomes[job.name] for job in jobs]
 
 
 def _group_full(group, budget):

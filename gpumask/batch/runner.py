@@ -14,10 +14,18 @@ A field list (YAML or CSV) has one entry per field::
 
 Every key of a field is available as ``{key}`` in the config's strings.
 
-In CSV the columns are the keys.  A position sets ``geometry.skydir`` when the
-config has a geometry section or the field gives ``width``/``npix``; otherwise
-the geometry comes from the field's input maps and the position is only a value.  Relative paths in the list are relative to its
-folder.  Every field is validated before any work (:func:`plan`).
+In CSV the columns are the keys (UTF-8, a byte-order mark allowed).  CSV values
+stay the text they were when put into templates (``0007`` stays ``0007``, ``1e3``
+stays ``1e3``); they are read as numbers only where the config expects a number
+(positions, ``width``, ``binsz``, ``npix``, ``significance.threshold`` ...).  A
+position sets ``geometry.skydir`` when the config has a geometry section or the
+field gives ``width``/``npix``; otherwise the geometry comes from the field's
+input maps and the position is only a value.  Relative paths in the list are
+relative to its folder.  Every field is validated before any work (:func:`plan`),
+with the checks of :mod:`gpumask.batch.config` (outputs inside their folder, never
+an input, bounded names and YAML) across fields too: no field writes a file that
+another field reads or writes, nor the config or the field list.  A field may not
+set ``output.root``.
 
 Executors (:func:`run_batch`):
 
@@ -32,6 +40,12 @@ Executors (:func:`run_batch`):
 
 Array jobs: ``shard=(i, n)`` keeps the fields ``k`` with ``k % n == i``
 (defaults from ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``).
+
+Two batches on one folder (two shells, overlapping array jobs): each field is
+computed once; a field another run is computing is skipped, reported as
+"claimed by host:pid" (see the claims of :mod:`gpumask.batch.pipeline`, and their
+limits on shared file systems).  A run first removes the temporary files that
+killed writers left in its output folders (not a dry run).
 """
 
 from __future__ import annotations
@@ -48,14 +62,18 @@ from pathlib import Path
 from ..backend import gpu_devices
 from ..sky.io import atomic_write_bytes
 from .config import ConfigError, FieldJob, MaskConfig, load_yaml, merge
+from .guards import MAX_YAML_NODES, check_name, file_key, job_files
 from .pipeline import FieldOutcome, field_state, run_jobs
 
 __all__ = ["BatchError", "load_fields", "parse_shard", "shard_from_env", "plan", "run_batch", "Progress"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 _POSITION_KEYS = {("lon", "lat"): None, ("ra", "dec"): "icrs", ("glon", "glat"): "galactic"}
+_POSITION_KEYS_FLAT = {k for pair in _POSITION_KEYS for k in pair}
 _GEOMETRY_KEYS = ("width", "binsz", "npix")
 _INPUT_KEYS = ("counts", "background", "dataset")
+# config keys (last part of a dotted key) whose CSV text is read as a number
+_NUMERIC_KEYS = {"lon", "lat", "ra", "dec", "glon", "glat", "width", "binsz", "npix", "dilation", "threshold",
+                 "low", "connectivity", "correlation_radius", "radius", "psf", "min_radius", "scale"}
 DASK_INSTALL = "pip install 'gpumask[dask]'  (dask.distributed; add dask-cuda for one worker per GPU)"
 
 
@@ -66,20 +84,32 @@ class BatchError(RuntimeError):
 # ----------------------------------------------------------------------------- fields
 
 
+class _CsvRow(dict):
+    """A field read from CSV: its values are text."""
+
+
 def load_fields(path) -> tuple[list[dict], Path]:
-    """The raw field entries of a YAML or CSV list, and the list's folder."""
+    """The raw field entries of a YAML or CSV list, and the list's folder.
+
+    CSV values are the text of their cells (stripped; empty cells left out).
+    """
     path = Path(os.path.expandvars(os.fspath(path))).expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"field list not found: {path}")
     if path.suffix.lower() in (".csv", ".tsv"):
-        with path.open(newline="") as fh:
-            dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-            rows = [
-                {k.strip(): _csv_value(v) for k, v in row.items() if k and v is not None and v.strip() != ""}
-                for row in csv.DictReader(fh, dialect=dialect)
-            ]
-        return rows, path.parent
-    raw = load_yaml(path)
+        dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as fh:
+                return [
+                    _CsvRow((k.strip(), v.strip()) for k, v in row.items()
+                            if k and isinstance(v, str) and v.strip() != "")
+                    for row in csv.DictReader(fh, dialect=dialect)
+                ], path.parent
+        except UnicodeDecodeError as exc:
+            raise ConfigError([("", f"not UTF-8 text (byte {exc.start}): save it as UTF-8")], str(path)) from None
+        except csv.Error as exc:
+            raise ConfigError([("", f"not a valid CSV file: {exc}")], str(path)) from None
+    raw = load_yaml(path, max_nodes=MAX_YAML_NODES, what="field list")
     if isinstance(raw, dict) and "fields" in raw:
         raw = raw["fields"]
     if not isinstance(raw, list):
@@ -87,16 +117,14 @@ def load_fields(path) -> tuple[list[dict], Path]:
     return raw, path.parent
 
 
-def _csv_value(text):
-    text = text.strip()
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+def _number(text):
+    """CSV text as an int or float where it reads as one, else unchanged."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _field_overrides(entry, index, base_dir, problems, config_has_geometry=True):
@@ -105,16 +133,20 @@ def _field_overrides(entry, index, base_dir, problems, config_has_geometry=True)
     if not isinstance(entry, dict):
         problems.append((where, f"expected a mapping, got {type(entry).__name__}"))
         return None
-    entry = dict(entry)
-    values = {str(k): v for k, v in entry.items() if k != "name"}  # every column is a {key}
+    number = _number if isinstance(entry, _CsvRow) else (lambda v: v)
+    entry = {str(k): v for k, v in entry.items()}
+    values = {k: v for k, v in entry.items() if k != "name"}  # every column is a {key}
     name = entry.pop("name", None)
     if name is None:
         problems.append((f"{where}.name", "missing: every field needs a name"))
         return None
-    name = str(name)
-    if not _NAME.fullmatch(name):
-        problems.append((f"{where}.name", f"{name!r}: use letters, digits and _ . + - (it names files)"))
+    name, problem = check_name(name, f"{where}.name")
+    if problem:
+        problems.append(problem)
         return None
+    for key in entry:
+        if key in _POSITION_KEYS_FLAT or key in _GEOMETRY_KEYS or key.rsplit(".", 1)[-1] in _NUMERIC_KEYS:
+            entry[key] = number(entry[key])
     overrides = {}
     for (klon, klat), frame in _POSITION_KEYS.items():
         if klon in entry or klat in entry:
@@ -136,18 +168,28 @@ def _field_overrides(entry, index, base_dir, problems, config_has_geometry=True)
         if key in entry:
             overrides.setdefault("significance", {})[key] = _absolute(entry.pop(key), base_dir)
     extra_regions = entry.pop("regions", None)
-    for key in [k for k in entry if "." in str(k)]:
-        node = overrides
-        *parents, leaf = str(key).split(".")
-        for part in parents:
+    for key in [k for k in entry if "." in k]:
+        value = entry.pop(key)
+        if key == "output.root":
+            problems.append((f"{where}.{key}", "output.root is set by the config only, not by a field"))
+            continue
+        node, parts = overrides, key.split(".")
+        for k, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
-        node[leaf] = entry.pop(key)
+            if not isinstance(node, dict):
+                problems.append((f"{where}.{key}",
+                                 f"{'.'.join(parts[:k + 1])} is not a section; a dotted key names a config key"))
+                break
+        else:
+            node[parts[-1]] = value
     return name, overrides, extra_regions, values
 
 
 def _absolute(value, base_dir):
-    text = str(value)
-    if "(" in text or "{" in text:
+    if not isinstance(value, str):
+        return value  # refused by the config's validation, with its type
+    text = value
+    if "(" in text or "{" in text or "\0" in text:
         return text
     p = Path(os.path.expandvars(text)).expanduser()
     return str(p if p.is_absolute() else (base_dir / p).resolve())
@@ -164,7 +206,11 @@ def plan(config_path, fields_path, *, overrides=None) -> list[FieldJob]:
     """
     config = MaskConfig.read(config_path, overrides=overrides)  # the shared part, checked once
     entries, base_dir = load_fields(fields_path)
-    problems, jobs, names, outputs = [], [], {}, {}
+    folders = config.output_folders()
+    problems, jobs, names = [], [], {}
+    # every file of the batch: file key -> (field name or None, description, is_output)
+    fields_file = Path(os.path.expandvars(os.fspath(fields_path))).expanduser().resolve()
+    files = {file_key(config.source): (None, "config file", False), file_key(fields_file): (None, "field list", False)}
     for index, entry in enumerate(entries):
         parsed = _field_overrides(entry, index, base_dir, problems, config.spec["geometry"] is not None)
         if parsed is None:
@@ -181,21 +227,41 @@ def plan(config_path, fields_path, *, overrides=None) -> list[FieldJob]:
             raw["regions"] = list(raw.get("regions") or []) + [_absolute(r, base_dir) for r in extra]
         try:
             field_config = MaskConfig(raw, base_dir=config.base_dir, source=config.source)
-            job = field_config.field_job(name, values, key_prefix=where)
+            job = field_config.field_job(name, values, key_prefix=where, output_folders=folders)
         except ConfigError as exc:
             problems.extend((p if p.startswith(where) else f"{where}.{p}", m) for p, m in exc.problems)
             continue
-        for key, path in job.outputs.items():
-            if path in outputs:
-                problems.append((f"{where}.output.{key}", f"{path} is also written by field {outputs[path]!r}; "
-                                 "put {name} in the output file names"))
-            outputs[path] = name
+        problems.extend(_shared_files(job, where, files))
         jobs.append(job)
     if not entries:
         problems.append(("fields", f"{fields_path} lists no field"))
     if problems:
         raise ConfigError(problems, source=f"{config_path} + {fields_path}")
     return jobs
+
+
+def _shared_files(job, where, files):
+    """Problems of ``job`` writing a file that another field (or the batch) reads or
+    writes; records the job's files in ``files``."""
+    problems = []
+    for key_path, what, path, is_output in job_files(job):
+        key = file_key(path)
+        other = files.get(key)
+        if other is None or other[0] == job.name:
+            files.setdefault(key, (job.name, what, is_output))
+            continue
+        owner, other_what, other_output = other
+        of = f" of field {owner!r}" if owner is not None else ""
+        if is_output and other_output:
+            problems.append((f"{where}.{key_path}", f"{path} is also written by field {owner!r} ({other_what}); "
+                             "put {name} in the output file names"))
+        elif is_output:
+            problems.append((f"{where}.{key_path}", f"{path} is also the {other_what}{of}; writing it would "
+                             "replace that input"))
+        elif other_output:
+            problems.append((f"{where}.{key_path}", f"{path} is written by field {owner!r} as {other_what}, "
+                             "which would replace this input"))
+    return problems
 
 
 # ----------------------------------------------------------------------------- shards
@@ -274,7 +340,10 @@ class Progress:
             if outcome.status == "failed":
                 self.stream.write(f"\n  {outcome.name}: {outcome.error}\n")
         else:
-            detail = f"{outcome.seconds:.2f} s" if outcome.status == "done" else (outcome.error or "complete")
+            if outcome.status == "done":
+                detail = f"{outcome.seconds:.2f} s"
+            else:
+                detail = outcome.error or outcome.stats.get("reason") or "complete"
             self.stream.write(f"[{self.finished}/{self.total}] {outcome.name} {outcome.status}: {detail}\n")
         self.stream.flush()
 
@@ -372,6 +441,9 @@ def run_batch(jobs, *, executor="local", overwrite=False, backend=None, schedule
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     info = {}
+    removed = _remove_stale_temp_files(jobs)
+    if removed:
+        info["removed_temp_files"] = [str(p) for p in removed]
     if executor == "local":
         outcomes = run_jobs(jobs, overwrite=overwrite, backend=backend, stack=stack, on_outcome=progress.update)
     else:
@@ -400,6 +472,20 @@ def run_batch(jobs, *, executor="local", overwrite=False, backend=None, schedule
         "counts": counts,
         "fields": [o.as_dict() for o in outcomes],
     }
+
+
+def _remove_stale_temp_files(jobs):
+    """The temporary files of killed writers, removed from the jobs' output folders."""
+    from ..sky.io import remove_stale_temp_files  # noqa: PLC0415
+
+    folders = {}
+    for job in jobs:
+        for path in [*job.outputs.values(), str(job.manifest)]:
+            folders.setdefault(os.path.dirname(path), None)
+    removed = []
+    for folder in folders:
+        removed += remove_stale_temp_files(folder)
+    return removed
 
 
 def write_report(report, path):

@@ -15,7 +15,8 @@ def add_parser(sub):
         help="run a field list (YAML/CSV) with one config: local, dask or array jobs",
         description="Run every field of FIELDS with CONFIG. Complete fields are skipped (resumable); "
         "a failed field is reported and the others go on; the exit status is 1 when any field failed, "
-        "2 when the config or field list has problems (nothing is run then).",
+        "2 when the config or field list has problems (nothing is run then). Two runs on one folder share "
+        "the fields: each is computed once (a field another run is computing is skipped as claimed).",
     )
     p.add_argument("fields", help="field list: YAML (list of mappings) or CSV (one row per field)")
     p.add_argument("--config", required=True, help="the mask config shared by the fields")
@@ -67,26 +68,45 @@ def run(args) -> int:
                   "in conflict")
             return 0
         report_path = args.report or _default_report(shard)
-        if Path(report_path).exists() and not args.overwrite:
-            raise FileExistsError(f"report {report_path} exists; give another --report or pass --overwrite")
+        _check_report_path(report_path, jobs, args)
         tty = {"auto": None, "bar": True, "log": False}[args.progress]
         progress = Progress(len(mine), tty=tty)
         report = run_batch(mine, executor=args.executor, overwrite=args.overwrite, backend=args.backend,
                            scheduler=args.scheduler, workers=args.workers, chunk=args.chunk,
                            stack={"auto": None, "on": True, "off": False}[args.stack], progress=progress)
-    except (ConfigError, BatchError, BackendError, FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, BatchError, BackendError, OSError, ValueError) as exc:
         print(f"gpumask: error: {exc}", file=sys.stderr)
         return 2
     report.update({"config": str(Path(args.config).resolve()), "fields_file": str(Path(args.fields).resolve()),
                    "shard": None if shard is None else f"{shard[0] + 1}/{shard[1]}", "total_fields": len(jobs)})
     write_report(report, report_path)
     c = report["counts"]
+    claimed = sum(str(f["stats"].get("reason", "")).startswith("claimed by") for f in report["fields"])
+    why = f"{c['skipped'] - claimed} complete, {claimed} claimed by another run" if claimed else "complete"
     print(f"{len(mine)} fields{_shard_text(shard)} in {report['seconds']:.1f} s: {c['done']} done, "
-          f"{c['skipped']} skipped (complete), {c['failed']} failed; report {report_path}")
+          f"{c['skipped']} skipped ({why}), {c['failed']} failed; report {report_path}")
     for field in report["fields"]:
         if field["status"] == "failed":
             print(f"  failed {field['name']}: {field['error']}", file=sys.stderr)
     return 1 if c["failed"] else 0
+
+
+def _check_report_path(report_path, jobs, args):
+    """Refuse a report that exists (without --overwrite) or that is a file of the batch."""
+    from ..batch.guards import file_key, job_files, path_problem  # noqa: PLC0415
+
+    report_path = os.path.abspath(report_path)
+    problem = path_problem(report_path, output=True)
+    if problem:
+        raise ValueError(f"--report {problem}")
+    key = file_key(report_path)
+    batch_files = [(args.config, "the config file"), (args.fields, "the field list")]
+    batch_files += [(path, f"the {what} of field {job.name!r}") for job in jobs for _, what, path, _ in job_files(job)]
+    for path, what in batch_files:
+        if file_key(path) == key:
+            raise ValueError(f"--report {report_path} is {what}; give another --report")
+    if Path(report_path).exists() and not args.overwrite:
+        raise FileExistsError(f"report {report_path} exists; give another --report or pass --overwrite")
 
 
 def _shard_text(shard):

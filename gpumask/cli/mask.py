@@ -103,8 +103,8 @@ def run(args) -> int:
     from ..batch.config import ConfigError, MaskConfig, merge  # noqa: PLC0415
     from ..batch.pipeline import field_state, run_job  # noqa: PLC0415
 
-    overrides = overrides_from_flags(args)
     try:
+        overrides = overrides_from_flags(args)
         if args.config:
             config = MaskConfig.read(args.config, overrides=overrides)
         elif overrides:
@@ -125,9 +125,13 @@ def run(args) -> int:
             print(f"{job.name}: complete, outputs from the same config in {job.manifest}; --overwrite rebuilds")
             return 0
         outcome = run_job(job, overwrite=args.overwrite)
-    except (ConfigError, BackendError, FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, BackendError, OSError, ValueError) as exc:
         print(f"gpumask: error: {exc}", file=sys.stderr)
         return 2
+    if outcome.status == "skipped":  # another run claimed or finished it meanwhile
+        reason = outcome.stats.get("reason", "")
+        print(f"{job.name}: {reason}", file=sys.stdout if reason.startswith("complete") else sys.stderr)
+        return 0 if reason.startswith("complete") else 1
     if outcome.status != "done":
         print(f"gpumask: error: {job.name}: {outcome.error}", file=sys.stderr)
         return 1
