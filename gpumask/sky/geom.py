@@ -254,7 +254,7 @@ class WcsGeom:
             warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
             warnings.filterwarnings("ignore", module="astropy.wcs")
             try:
-                wcs = WCS(header, naxis=2)
+                wcs = WCS(_celestial_header(header), naxis=2)
                 wcs.wcs.set()
             except Exception as exc:
                 raise ValueError(f"cannot parse the WCS ({exc})") from None
@@ -619,14 +619,50 @@ def _parse_npix(npix) -> tuple[int, int]:
         values = (npix, npix)
     out = []
     for value in values:
-        if isinstance(value, (bool, np.bool_)) or not float(value).is_integer() or int(value) < 1:
-            raise ValueError(f"npix must be positive integers, got {npix!r}")
+        if not _is_real(value) or not np.isfinite(value) or not float(value).is_integer() or value < 1:
+            raise ValueError(f"npix must be positive integers (nx, ny), got {npix!r}")
+        if value > MAX_NPIX:
+            raise ValueError(f"npix {npix!r} exceeds {MAX_NPIX} pixels along an axis")
         out.append(int(value))
     return tuple(out)
 
 
 def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+_INDEXED_KEY = re.compile(r"(?:CTYPE|CUNIT|CRVAL|CRPIX|CDELT|CROTA|CRDER|CSYER|CNAME)(\d+)[A-Z]?")
+_MATRIX_KEY = re.compile(r"(?:PC|CD|PV|PS)(\d+)_(\d+)[A-Z]?")
+
+
+def _celestial_header(header) -> fits.Header:
+    """The header's WCS keywords of pixel axes 1 and 2 only, with ``WCSAXES = 2``.
+
+    wcslib sizes its work by the largest axis index it sees (``WCSAXES`` or a
+    ``CTYPE7408`` card) and then spends time cubic in it: a hostile
+    ``WCSAXES = 7408`` took minutes.  The celestial axes are all a map needs
+    (the others come from the bands table).
+    """
+    out = fits.Header()
+    for card in header.cards:
+        key = card.keyword
+        if key in ("WCSAXES", "NAXIS") or key.startswith("NAXIS") or key in ("", "COMMENT", "HISTORY"):
+            continue
+        indexed = _INDEXED_KEY.fullmatch(key)
+        if indexed and int(indexed.group(1)) not in (1, 2):
+            continue
+        matrix = _MATRIX_KEY.fullmatch(key)
+        if matrix and (int(matrix.group(1)) not in (1, 2)
+                       or (key.startswith(("PC", "CD")) and int(matrix.group(2)) not in (1, 2))):
+            continue
+        if matrix is None and indexed is None and re.search(r"\d{3,}", key):
+            continue  # other indexed keywords with absurd indices (e.g. ``PROJP999``)
+        out.append(card)
+    out.insert(0, ("WCSAXES", 2))
+    out.insert(0, ("NAXIS2", header.get("NAXIS2", 1) if _is_real(header.get("NAXIS2")) else 1))
+    out.insert(0, ("NAXIS1", header.get("NAXIS1", 1) if _is_real(header.get("NAXIS1")) else 1))
+    out.insert(0, ("NAXIS", 2))
+    return out
 
 
 def _check_header_numbers(header):
