@@ -260,6 +260,9 @@ def _text(value, path, problems):
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         problems.add(path, f"{show(value)}: expected a non-empty string")
         return None
+    if "\0" in str(value):
+        problems.add(path, f"{show(value)} holds a NUL character, which no file name or region can")
+        return None
     return str(value)
 
 
@@ -761,15 +764,11 @@ def _planned_shape(job, prefix, problems):
 
 
 def _fits_image_shape(path, hdu):
-    from astropy.io import fits  # noqa: PLC0415
+    """The image shape from the header alone (structure checked first, so a
+    hostile header fails fast instead of hanging astropy)."""
+    from ..sky.io import fits_image_shape  # noqa: PLC0415
 
-    with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
-        if hdu is not None:
-            return tuple(hdul[hdu].shape)
-        for h in hdul:
-            if h.is_image and h.header.get("NAXIS", 0) >= 2:
-                return tuple(h.shape)
-    raise ValueError("no image HDU")
+    return fits_image_shape(path, hdu)
 
 
 def _gib(n):

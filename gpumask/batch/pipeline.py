@@ -294,6 +294,7 @@ class _Field:
             self.geom = self.dataset.counts.geom.to_image()
         self.sqrt_ts = None
         self.significance_mask = None
+        self.n_nonfinite = {}  # NaN/Inf input pixels left out of the significance sums
         self.transfers = 0
         self.load_seconds = time.perf_counter() - t0
 
@@ -327,8 +328,9 @@ def _significance(fields, be, max_stack_bytes):
         fp = _make_footprint(f"{sig['dilation']} deg", "disk", maps[0].geom, False, "dilation")
         usable = _erode_data(be, usable, fp, True)
     masks = [Map.from_geom(m.geom, data=usable[i]) for i, m in enumerate(maps)]
-    for field, m, mask in zip(fields, maps, masks):  # nothing here can fail half-way
+    for field, m, mask, res in zip(fields, maps, masks, results):  # nothing here can fail half-way
         field.sqrt_ts, field.significance_mask, field.dataset = m, mask, None
+        field.n_nonfinite = dict(res.meta.get("n_nonfinite", {}))
 
 
 def _exclusion(field, be):
@@ -380,6 +382,8 @@ def _write(field, mask, be, transfers, clock_start):
         "excluded_fraction": n_excluded / mask.data.size,
         "host_copies_before_writing": transfers,
     }
+    if any(field.n_nonfinite.values()):
+        stats["nonfinite_input_pixels"] = field.n_nonfinite
     seconds = time.perf_counter() - clock_start
     manifest = {
         "name": job.name,

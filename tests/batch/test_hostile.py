@@ -474,3 +474,22 @@ def test_mask_command_with_a_claimed_field(tmp_path, capsys):
         held.release()
     assert main(["mask", str(config), "--name", "x", "--backend", "numpy"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "x_mask.fits", "x_mask.json"]
+
+
+def test_a_nan_input_pixel_is_reported_in_the_manifest(workdir):
+    """A NaN counts pixel stays local (issue 16.1) and the field's manifest says how
+    many input pixels were left out of the significance sums."""
+    counts = workdir / "inputs" / "f0001_counts.fits"
+    m = gpumask.read_map(counts, backend="numpy")
+    data = m.to_numpy().copy()
+    data[10, 12] = np.nan
+    gpumask.Map.from_geom(m.geom, data=data, backend="numpy").write(counts, overwrite=True)
+    jobs = plan(workdir / "config.yaml", workdir / "fields.csv")[:2]
+    with pytest.warns(gpumask.NonFiniteInputWarning, match="counts has 1 non-finite pixel"):
+        outcomes = run_jobs(jobs, backend="numpy")
+    assert [o.status for o in outcomes] == ["done", "done"], [o.error for o in outcomes]
+    manifests = [json.loads(job.manifest.read_text()) for job in jobs]
+    assert "nonfinite_input_pixels" not in manifests[0]
+    assert manifests[1]["nonfinite_input_pixels"]["counts"] == 1
+    sqrt_ts = gpumask.read_map(jobs[1].outputs["sqrt_ts"], backend="numpy").to_numpy()
+    assert np.isfinite(sqrt_ts).all()
