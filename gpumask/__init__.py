@@ -43,7 +43,7 @@ from .sky import (
     read_map,
     write_map,
 )
-from .catalog import SourceCatalog
+from .catalog import CatalogReadError, SourceCatalog
 from .stats import ExcessMapEstimator, ExcessMaps, excess_map
 from .masks import (
     binary_dilate,
@@ -75,6 +75,7 @@ __all__ = [
     "AdaptiveRingBackgroundEstimator",
     "Backend",
     "BackendError",
+    "CatalogReadError",
     "ExcessMapEstimator",
     "ExcessMaps",
     "FitsReadError",
