@@ -20,6 +20,7 @@ methods) call :mod:`gpumask.masks` when used.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import re
 import warnings
@@ -195,6 +196,11 @@ class WcsGeom:
             )
         if not -90 <= crval[1] <= 90:
             raise ValueError(f"skydir latitude must be within [-90, 90] deg, got {crval[1]}")
+        # fmod is exact: a longitude of 2e9 deg keeps its full precision (rounding
+        # after the WCS's own wrap lost ~1e-6 deg, found by the fuzz suite)
+        # (a longitude within +-360 deg is kept as given, as gammapy does)
+        if abs(crval[0]) > 360.0:
+            crval = (math.fmod(crval[0], 360.0), crval[1])
 
         binsz = parse_angle_pair(binsz, "binsz", allow_zero=False)
         for value in binsz:
@@ -222,9 +228,9 @@ class WcsGeom:
 
         if refpix is None:
             refpix = ((npix[0] + 1) / 2.0, (npix[1] + 1) / 2.0)
-        elif np.ndim(refpix) != 1 or len(refpix) != 2:
+        elif not isinstance(refpix, (tuple, list, np.ndarray)) or len(refpix) != 2:
             raise ValueError(f"refpix must be a pair (x, y) in FITS pixels, got {refpix!r}")
-        elif not all(_is_real(v) and np.isfinite(v) for v in refpix):
+        elif not all(_finite_real(v) for v in refpix):
             raise ValueError(f"refpix must be two finite numbers (x, y) in FITS pixels, got {refpix!r}")
 
         frame_obj = SkyCoord(np.nan, np.nan, frame=frame, unit="deg").frame
@@ -619,7 +625,13 @@ def _parse_npix(npix) -> tuple[int, int]:
         values = (npix, npix)
     out = []
     for value in values:
-        if not _is_real(value) or not np.isfinite(value) or not float(value).is_integer() or value < 1:
+        try:
+            number = float(value) if _is_real(value) else math.nan
+        except OverflowError:  # a Python int beyond float range
+            number = math.inf
+        if not math.isfinite(number) or not number.is_integer() or number < 1:
+            if math.isinf(number) and number > 0:
+                raise ValueError(f"npix {npix!r} exceeds {MAX_NPIX} pixels along an axis")
             raise ValueError(f"npix must be positive integers (nx, ny), got {npix!r}")
         if value > MAX_NPIX:
             raise ValueError(f"npix {npix!r} exceeds {MAX_NPIX} pixels along an axis")
@@ -629,6 +641,16 @@ def _parse_npix(npix) -> tuple[int, int]:
 
 def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _finite_real(value) -> bool:
+    """A real number (not a bool) that is finite as a float (a huge int is not)."""
+    if not _is_real(value):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 _INDEXED_KEY = re.compile(r"(?:CTYPE|CUNIT|CRVAL|CRPIX|CDELT|CROTA|CRDER|CSYER|CNAME)(\d+)[A-Z]?")
@@ -679,7 +701,7 @@ def _check_header_numbers(header):
             raise ValueError(f"card {key} is unparsable ({exc})") from None
         if not numeric and not isinstance(value, str):
             raise ValueError(f"{key} = {value!r} is not a string")
-        if numeric and (not _is_real(value) or not np.isfinite(value)):
+        if numeric and not _finite_real(value):
             raise ValueError(f"{key} = {value!r} is not a finite number")
         if key.startswith("CDELT") and value == 0 and "CD1_1" not in header and "CD2_2" not in header:
             raise ValueError(

@@ -234,8 +234,27 @@ def test_huge_axis_counts_do_not_stall_wcslib(cards):
     assert geom.is_allclose(WcsGeom.from_header(good_header()))
 
 
-@pytest.mark.parametrize("npix", ["1 deg", "abc", None, 1 + 2j, float("nan"), [1, "x"], 2**40])
+@pytest.mark.parametrize("npix", ["1 deg", "abc", None, 1 + 2j, float("nan"), [1, "x"], 2**40, 10**30, -10**30])
 def test_create_names_a_bad_npix(npix):
     """Found by the fuzz suite: ``npix='1 deg'`` raised a bare float() error."""
     with pytest.raises(ValueError, match="npix"):
         WcsGeom.create(npix=npix if npix is not None else [None, 3], binsz=0.1)
+
+
+def test_huge_skydir_longitudes_keep_their_precision():
+    """Found by the fuzz suite: skydir lon = 2089493646 deg lost ~1e-6 deg in the
+    WCS's own wrap; the longitude is reduced exactly first."""
+    geom = WcsGeom.create(skydir=(2089493646.0, 3), width=12, binsz=0.1, proj="TAN")
+    reference = WcsGeom.create(skydir=(2089493646.0 % 360, 3), width=12, binsz=0.1, proj="TAN")
+    assert geom.is_allclose(reference, rtol_wcs=0)
+    lon, lat = geom.get_coord(backend="numpy")
+    x, y = geom.coord_to_pix((lon, lat))
+    px, py = geom.get_pix(backend="numpy")
+    assert np.abs(np.asarray(x) - px).max() < 1e-8 and np.abs(np.asarray(y) - py).max() < 1e-8
+
+
+@pytest.mark.parametrize("refpix", [(0, []), (1, "a"), 3, (1, 2, 3), (float("nan"), 1), (10**400, 1)])
+def test_create_names_a_bad_refpix(refpix):
+    """Found by the fuzz suite: ``refpix=(0, [])`` raised numpy's inhomogeneous-shape error."""
+    with pytest.raises(ValueError, match="refpix"):
+        WcsGeom.create(npix=10, binsz=0.1, refpix=refpix)
