@@ -246,7 +246,7 @@ def test_tests_mirror_the_package(layer):
 
 
 # test folders that test the test tooling, not a layer of the package
-TOOLING = {"emulator"}  # tests of tests/emulated_cupy
+TOOLING = {"emulator", "fuzz"}  # tests of tests/emulated_cupy; the fuzz suite (every layer)
 
 
 def test_test_folders_are_layers():
