@@ -51,6 +51,7 @@ _STRUCTURAL = re.compile(
     rb"(SIMPLE|XTENSION|BITPIX|NAXIS\d{0,3}|PCOUNT|GCOUNT|GROUPS|EXTNAME|TFIELDS|ZIMAGE|ZBITPIX|ZNAXIS\d{0,3})$"
 )
 _INT = re.compile(r"[+-]?\d+")
+_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
 
 
 class FitsReadError(ValueError):
@@ -266,6 +267,10 @@ def _read_header(stream, first, where) -> dict:
                 cards["__size__"] = nblocks * BLOCK
                 return cards
             if card[8:10] == b"= " and _STRUCTURAL.match(key):
+                if not _PRINTABLE.fullmatch(card):
+                    # astropy may loop on such a card in a compressed file (found by the fuzz suite)
+                    raise FitsReadError(f"{where}: structural card {key.decode('ascii')} holds bytes that are "
+                                        "not printable ASCII, as the FITS standard requires")
                 cards.setdefault(key.decode("ascii"), []).append(_card_value(card))
         if nblocks >= MAX_HEADER_BLOCKS:
             raise FitsReadError(

@@ -31,7 +31,7 @@ import tracemalloc
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 EXAMPLES = int(os.environ.get("GPUMASK_FUZZ_EXAMPLES", "80"))
 SECONDS = float(os.environ.get("GPUMASK_FUZZ_SECONDS", "10"))
@@ -44,6 +44,9 @@ settings.register_profile(
     deadline=None,
     database=None,
     print_blob=True,
+    # no "explain" phase: its line tracing slows a case tenfold, which turns a
+    # slow-but-bounded case into a false hang while shrinking
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                            HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
 )

@@ -87,9 +87,9 @@ def _data_size(header: str) -> int:
         return 0
 
 
-def _set_card(raw: bytes, offset: int, key: str, value: str) -> bytes:
+def _set_card(raw: bytes, offset: int, key: str, value: str, encoding="ascii") -> bytes:
     text = f"{key:<8}= {value:>20}"[:CARD].ljust(CARD)
-    return raw[:offset] + text.encode("ascii") + raw[offset + CARD:]
+    return raw[:offset] + text.encode(encoding) + raw[offset + CARD:]
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,7 @@ def test_corpus(fuzz, bases, case, compress, tmp_path):
     for key, value in spec["cards"].items():
         offsets = [offset for hdu, offset, k in _cards(raw) if k == key and hdu == spec["hdu"]]
         assert offsets, f"{case.name}: no card {key} in HDU {spec['hdu']}"
-        raw = _set_card(raw, offsets[0], key, value)
+        raw = _set_card(raw, offsets[0], key, value, spec.get("encoding", "ascii"))
     if spec.get("truncate"):
         raw = raw[: spec["truncate"]]
     path = tmp_path / (f"{case.stem}.fits.gz" if compress else f"{case.stem}.fits")
