@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 
-__all__ = ["parse_angle", "parse_angle_pair"]
+__all__ = ["parse_angle", "parse_angle_pair", "expand_user"]
 
 
 def parse_angle(value, name: str = "angle", *, allow_zero=True, allow_negative=False) -> float:
@@ -55,3 +57,12 @@ def parse_angle_pair(value, name: str = "angle", **kwargs) -> tuple[float, float
         )
     angle = parse_angle(value, name, **kwargs)
     return angle, angle
+
+
+def expand_user(path) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded, as a Path.
+
+    ``os.path.expanduser`` rather than ``Path.expanduser``: for an unknown user
+    (``~0``) it leaves the path as it is instead of raising RuntimeError.
+    """
+    return Path(os.path.expanduser(os.fspath(path)))

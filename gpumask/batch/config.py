@@ -74,7 +74,7 @@ import os
 import re
 from pathlib import Path
 
-from .._utils import parse_angle
+from .._utils import expand_user, parse_angle
 from ..backend import BACKEND_NAMES, memory_available, resolve_backend
 from ..catalog.source_catalog import _ALIASES, DEFAULT_FILES, FORMATS
 from .guards import (
@@ -163,7 +163,7 @@ def load_yaml(path, *, max_nodes=MAX_CONFIG_NODES, max_text=MAX_YAML_TEXT, what=
     """
     import yaml  # noqa: PLC0415
 
-    path = Path(os.path.expandvars(os.fspath(path))).expanduser()
+    path = expand_user(os.path.expandvars(os.fspath(path)))
     try:
         found = path.is_file()
     except OSError as exc:
@@ -502,7 +502,7 @@ class MaskConfig:
     @classmethod
     def read(cls, path, overrides=None) -> MaskConfig:
         """Read a YAML config; ``overrides`` (a nested dict) replace its keys."""
-        path = Path(os.path.expandvars(os.fspath(path))).expanduser().resolve()
+        path = expand_user(os.path.expandvars(os.fspath(path))).resolve()
         raw = load_yaml(path)
         if overrides:
             raw = merge(raw if isinstance(raw, dict) else {}, overrides)
@@ -702,7 +702,7 @@ def _default_catalog_file(name, path, problems):
         problems.add(path, f"catalog {show(name)} is looked up in $GAMMAPY_DATA, which is not set; "
                      "set it or give file: with the catalog file")
         return None
-    file = Path(root).expanduser() / "catalogs" / DEFAULT_FILES[name]
+    file = expand_user(root) / "catalogs" / DEFAULT_FILES[name]
     if not file.is_file():
         problems.add(path, f"catalog {show(name)}: {file} does not exist; give file: with the catalog file")
         return None

@@ -64,6 +64,7 @@ from ..sky.io import atomic_write_bytes
 from .config import ConfigError, FieldJob, MaskConfig, load_yaml, merge
 from .guards import MAX_YAML_NODES, check_name, file_key, job_files
 from .pipeline import FieldOutcome, field_state, run_jobs
+from .._utils import expand_user
 
 __all__ = ["BatchError", "load_fields", "parse_shard", "shard_from_env", "plan", "run_batch", "Progress"]
 
@@ -93,7 +94,7 @@ def load_fields(path) -> tuple[list[dict], Path]:
 
     CSV values are the text of their cells (stripped; empty cells left out).
     """
-    path = Path(os.path.expandvars(os.fspath(path))).expanduser().resolve()
+    path = expand_user(os.path.expandvars(os.fspath(path))).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"field list not found: {path}")
     if path.suffix.lower() in (".csv", ".tsv"):
@@ -191,7 +192,7 @@ def _absolute(value, base_dir):
     text = value
     if "(" in text or "{" in text or "\0" in text:
         return text
-    p = Path(os.path.expandvars(text)).expanduser()
+    p = expand_user(os.path.expandvars(text))
     return str(p if p.is_absolute() else (base_dir / p).resolve())
 
 
@@ -209,7 +210,7 @@ def plan(config_path, fields_path, *, overrides=None) -> list[FieldJob]:
     folders = config.output_folders()
     problems, jobs, names = [], [], {}
     # every file of the batch: file key -> (field name or None, description, is_output)
-    fields_file = Path(os.path.expandvars(os.fspath(fields_path))).expanduser().resolve()
+    fields_file = expand_user(os.path.expandvars(os.fspath(fields_path))).resolve()
     files = {file_key(config.source): (None, "config file", False), file_key(fields_file): (None, "field list", False)}
     for index, entry in enumerate(entries):
         parsed = _field_overrides(entry, index, base_dir, problems, config.spec["geometry"] is not None)

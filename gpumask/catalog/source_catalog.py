@@ -113,6 +113,7 @@ from ._formats import (
     _strings,
 )
 from .shapes import to_regions
+from .._utils import expand_user
 
 __all__ = ["CatalogReadError", "FORMATS", "MORPHOLOGY_TYPES", "SourceCatalog", "load"]
 
@@ -349,7 +350,7 @@ class SourceCatalog:
         CatalogReadError
             A ValueError: the FITS file is truncated or damaged, or the text is no table.
         """
-        path = Path(os.path.expandvars(os.fspath(path))).expanduser()
+        path = expand_user(os.path.expandvars(os.fspath(path)))
         if not path.is_file():
             raise FileNotFoundError(f"catalog file not found: {path}")
         fmt = None if format is None else _normalise_format(format)
@@ -400,13 +401,13 @@ def load(name, path=None) -> SourceCatalog:
             raise FileNotFoundError(
                 f"catalog {key!r}: $GAMMAPY_DATA is not set, so $GAMMAPY_DATA/{relative} "
                 f"cannot be found; set GAMMAPY_DATA or pass path='.../{Path(relative).name}'")
-        path = Path(root).expanduser() / relative
+        path = expand_user(root) / relative
         if not path.is_file():
             raise FileNotFoundError(
                 f"catalog {key!r}: expected {path} ($GAMMAPY_DATA/{relative}, gammapy's default); "
                 f"it is missing: get the gammapy data or pass path='...'")
     else:
-        path = Path(os.path.expandvars(os.fspath(path))).expanduser()
+        path = expand_user(os.path.expandvars(os.fspath(path)))
         if not path.is_file():
             raise FileNotFoundError(f"catalog {key!r}: file not found: {path} (given as path=)")
     return SourceCatalog.read(path, format=key)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils import expand_user
+
 __all__ = ["parse_ds9"]
 
 
@@ -173,6 +175,6 @@ def _read_file(path: Path):
 
 def _is_file(text):
     try:
-        return Path(text).expanduser().is_file()
+        return expand_user(text).is_file()
     except (OSError, ValueError):  # names too long, NUL bytes...
         return False

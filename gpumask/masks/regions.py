@@ -62,6 +62,7 @@ from ..sky.maps import Map
 from . import _region_compile as rc
 from ._ds9 import _is_file, _read_file, parse_ds9
 from ._region_raster import _eval_kind, rasterise_cupy, rasterise_numpy
+from .._utils import expand_user
 
 __all__ = ["make_region", "parse_regions", "region_mask", "METHODS"]
 
@@ -145,7 +146,7 @@ def parse_regions(regions) -> list:
         if not text:
             return []
         if "\n" not in text and _is_file(text):  # paths may contain "(" too
-            return _read_file(Path(text).expanduser())
+            return _read_file(expand_user(text))
         if "(" in text or "\n" in text:
             return parse_ds9(regions)
         raise ValueError(

@@ -34,6 +34,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._utils import expand_user
+
 __all__ = ["FitsReadError", "FitsHDUInfo", "check_fits_structure", "MAX_HEADER_BLOCKS"]
 
 BLOCK = 2880
@@ -163,7 +165,7 @@ def check_fits_structure(filename) -> list[FitsHDUInfo]:
         Naming the file (and the HDU) and the structural problem: empty, not FITS,
         truncated, or an invalid structural keyword with its value.
     """
-    path = Path(filename).expanduser()
+    path = expand_user(filename)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():

@@ -10,11 +10,11 @@ ACCEPTANCE_OFF) reads as :class:`MapDatasetOnOff`.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from ..backend import common_backend
 from .io import FitsReadError, map_from_hdulist, open_fits
 from .maps import Map
+from .._utils import expand_user
 
 __all__ = ["MapDataset", "MapDatasetOnOff", "read_dataset"]
 
@@ -159,7 +159,7 @@ def read_dataset(filename, name=None, backend=None) -> MapDataset:
     backend : str, optional
         Where the data goes (``backend=`` > context > ``GPUMASK_BACKEND`` > auto).
     """
-    path = Path(filename).expanduser()
+    path = expand_user(filename)
     with open_fits(path) as hdulist:
         present = [h.name for h in hdulist]
         if "COUNTS" not in present:

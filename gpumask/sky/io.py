@@ -67,6 +67,7 @@ from ._fits_guard import FitsHDUInfo, FitsReadError, check_fits_structure
 from .axes import axes_from_bands_hdu, axes_to_bands_hdu
 from .geom import WcsGeom
 from .maps import Map
+from .._utils import expand_user
 
 __all__ = [
     "read_map",
@@ -153,7 +154,7 @@ def write_map(m: Map, filename, overwrite=False, hdu=None, hdu_bands=None, check
 def _check_target(filename, overwrite) -> Path:
     if not isinstance(filename, (str, os.PathLike)):
         raise TypeError(f"filename must be a str or path, got {type(filename).__name__}")
-    path = Path(filename).expanduser()
+    path = expand_user(filename)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; give a file name")
     if not path.parent.is_dir():
@@ -370,7 +371,7 @@ def remove_stale_temp_files(folder, *, max_age=STALE_TEMP_AGE, target=None) -> l
     list of Path
         The files removed.
     """
-    folder = Path(folder).expanduser()
+    folder = expand_user(folder)
     host, now, removed = _host_label(), time.time(), []
     prefix = None if target is None else f".{target}."
     try:
@@ -408,7 +409,7 @@ def output_folder_paths(out_dir, filenames, overwrite=False) -> dict:
     """``{key: out_dir / name}`` for ``filenames`` (``{key: name}``), checked before any
     work: ValueError when ``out_dir`` is a file, FileExistsError naming the existing
     outputs unless ``overwrite``.  Nothing is created."""
-    out = Path(out_dir).expanduser()
+    out = expand_user(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a directory")
     paths = {key: out / name for key, name in filenames.items()}
@@ -439,7 +440,7 @@ def open_fits(filename):
     The file's structure is checked first (:func:`check_fits_structure`, bounded),
     so headers that would make astropy loop are refused before astropy sees them.
     """
-    path = Path(filename).expanduser()
+    path = expand_user(filename)
     check_fits_structure(path)
     hdulist, where = None, ""
     with warnings.catch_warnings(record=True) as caught:
@@ -485,7 +486,7 @@ def fits_image_shape(filename, hdu=None) -> tuple[int, ...]:
     FileNotFoundError, FitsReadError
         Naming the file (and the HDU): bad structure, no such HDU, not an image.
     """
-    path = Path(filename).expanduser()
+    path = expand_user(filename)
     hdus = check_fits_structure(path)
     names = [h.name for h in hdus]
     if hdu is None:
@@ -672,6 +673,6 @@ def read_map(filename, hdu=None, hdu_bands=None, format=None, backend=None) -> M
         Naming the file and the problem (not FITS, truncated, missing HDU, no WCS,
         unsupported projection or layout).
     """
-    path = Path(filename).expanduser()
+    path = expand_user(filename)
     with open_fits(path) as hdulist:
         return map_from_hdulist(hdulist, hdu=hdu, hdu_bands=hdu_bands, format=format, backend=backend, path=str(path))

@@ -85,7 +85,9 @@ def test_ds9_text(fuzz):
     @given(ds9_texts)
     def case(text):
         result, _ = fuzz.run("regions", lambda: GEOM.region_mask(str(text), backend="numpy"),
-                             errors=(ValueError, TypeError), names=_names(text) + ["empty", "no region"],
+                             errors=(ValueError, TypeError),
+                             # a shape that parses but is invalid is named by its place and parameters
+                             names=_names(text) + ["empty", "no region", "region 0", "region 1", "region 2"],
                              max_bytes=MAX_BYTES, describe=repr(text))
         if result is not None:
             data = result.to_numpy() if hasattr(result, "to_numpy") else np.asarray(result)

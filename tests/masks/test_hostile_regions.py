@@ -19,7 +19,7 @@ import pytest
 import regions as R
 from astropy.coordinates import SkyCoord
 
-from gpumask import WcsGeom
+from gpumask import WcsGeom, read_map
 from gpumask.backend import to_host
 
 from ..conftest import assert_on_backend
@@ -250,3 +250,13 @@ def test_5000_chained_unions_on_the_backend(backend, geom):
     small = functools.reduce(operator.and_, _random_circles(1100, seed=3, spread=0.05, radius=0.6))
     np.testing.assert_array_equal(to_host(geom.region_mask(small, backend=backend.name).data),
                                   _mask(geom, small, backend="numpy"))
+
+
+@pytest.mark.parametrize("text", ["~0", "~nosuchuser_gpumask/x.reg"])
+def test_unknown_user_in_a_path_is_not_a_crash(text):
+    """Found by the fuzz suite: ``Path('~0').expanduser()`` raises RuntimeError."""
+    geom = WcsGeom.create(npix=10, binsz=0.1)
+    with pytest.raises(ValueError, match="neither ds9 region text"):
+        geom.region_mask(text)
+    with pytest.raises(FileNotFoundError):
+        read_map(text)
