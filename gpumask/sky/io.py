@@ -205,24 +205,12 @@ def atomic_write_hdulist(hdulist, path, overwrite=False, checksum=False):
     """
     path = Path(path)
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    _remove_stale_quietly(path)
-    tmp = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=path.parent, prefix=_temp_prefix(path, f".tmp{suffix}"), suffix=f".tmp{suffix}"
-        )
-        tmp = Path(tmp_name)
+
+    def write(fd, tmp):
         os.close(fd)
         hdulist.writeto(tmp, overwrite=True, checksum=checksum)
-        _commit(tmp, path, overwrite)
-    except OSError as exc:
-        named = _naming(exc, path)
-        if named is exc:
-            raise
-        raise named from exc
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+
+    _write_through_temporary(path, f".tmp{suffix}", write, overwrite)
 
 
 def atomic_write_bytes(path, data: bytes, overwrite=False) -> Path:
@@ -232,13 +220,25 @@ def atomic_write_bytes(path, data: bytes, overwrite=False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+
+    def write(fd, tmp):
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+
+    _write_through_temporary(path, ".tmp", write, overwrite)
+    return path
+
+
+def _write_through_temporary(path: Path, suffix: str, write, overwrite: bool):
+    """``write(fd, tmp)`` into a new temporary file beside ``path``, then commit it
+    to ``path``.  Stale temporaries of ``path`` are removed first; an OSError names
+    ``path``; the temporary never outlives the call."""
     _remove_stale_quietly(path)
     tmp = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path, ".tmp"), suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path, suffix), suffix=suffix)
         tmp = Path(tmp_name)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        write(fd, tmp)
         _commit(tmp, path, overwrite)
     except OSError as exc:
         named = _naming(exc, path)
@@ -248,7 +248,6 @@ def atomic_write_bytes(path, data: bytes, overwrite=False) -> Path:
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-    return path
 
 
 def _naming(exc: OSError, path: Path) -> OSError:
