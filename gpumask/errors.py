@@ -26,4 +26,12 @@ class NonFiniteInputWarning(GpumaskWarning):
     covers a bad pixel change, and they equal the result computed without it.
     The message names the input and its number of non-finite pixels; the result
     records them too (``n_nonfinite``).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", gpumask.NonFiniteInputWarning)  # stop on bad pixels
+    ...     maps = gpumask.ExcessMapEstimator("0.2 deg").run(dataset)
+    >>> maps.meta["n_nonfinite"]  # e.g. {'counts': 0, 'background': 0}
     """

@@ -141,6 +141,13 @@ class CatalogReadError(ValueError):
 
     The message names the file (and HDU) and the problem.  A ``ValueError``, as
     :class:`gpumask.FitsReadError` for maps.
+
+    Examples
+    --------
+    >>> try:
+    ...     catalog = gpumask.SourceCatalog.read("hgps_catalog_v1.fits.gz")
+    ... except gpumask.CatalogReadError as exc:
+    ...     print(exc)  # names the file and what is wrong with it
     """
 
 

@@ -164,6 +164,12 @@ def check_fits_structure(filename) -> list[FitsHDUInfo]:
     FitsReadError
         Naming the file (and the HDU) and the structural problem: empty, not FITS,
         truncated, or an invalid structural keyword with its value.
+
+    Examples
+    --------
+    >>> from gpumask.sky.io import check_fits_structure
+    >>> [(h.name, h.shape) for h in check_fits_structure("counts.fits")]  # doctest: +SKIP
+    [('PRIMARY', (200, 400))]
     """
     path = expand_user(filename)
     if not path.exists():

@@ -369,6 +369,11 @@ def remove_stale_temp_files(folder, *, max_age=STALE_TEMP_AGE, target=None) -> l
     -------
     list of Path
         The files removed.
+
+    Examples
+    --------
+    >>> from gpumask.sky.io import remove_stale_temp_files
+    >>> removed = remove_stale_temp_files("masks/")  # after a killed batch: what was left
     """
     folder = expand_user(folder)
     host, now, removed = _host_label(), time.time(), []
@@ -484,6 +489,12 @@ def fits_image_shape(filename, hdu=None) -> tuple[int, ...]:
     ------
     FileNotFoundError, FitsReadError
         Naming the file (and the HDU): bad structure, no such HDU, not an image.
+
+    Examples
+    --------
+    >>> from gpumask.sky.io import fits_image_shape
+    >>> fits_image_shape("fermi-3fhl-gc-counts-cube.fits.gz")  # doctest: +SKIP
+    (11, 200, 400)
     """
     path = expand_user(filename)
     hdus = check_fits_structure(path)

@@ -547,7 +547,9 @@ def _touch(path: Path, age_s: float = 0.0) -> Path:
     return path
 
 
-def test_temporary_name_carries_the_writers_identity(tmp_path, monkeypatch):
+@pytest.fixture
+def written_names(monkeypatch):
+    """The names of the files astropy writes (the atomic writer's temporaries)."""
     seen = []
     real = fits.HDUList.writeto
 
@@ -556,6 +558,11 @@ def test_temporary_name_carries_the_writers_identity(tmp_path, monkeypatch):
         return real(self, fileobj, *args, **kwargs)
 
     monkeypatch.setattr(fits.HDUList, "writeto", spy)
+    return seen
+
+
+def test_temporary_name_carries_the_writers_identity(tmp_path, written_names):
+    seen = written_names
     small_map().write(tmp_path / "map.fits.gz")
     host = sky_io._host_label()
     pid = os.getpid()
@@ -563,15 +570,8 @@ def test_temporary_name_carries_the_writers_identity(tmp_path, monkeypatch):
     assert re.fullmatch(pattern, seen[0]), seen
 
 
-def test_long_target_names_fall_back_to_the_short_temporary_name(tmp_path, monkeypatch):
-    seen = []
-    real = fits.HDUList.writeto
-
-    def spy(self, fileobj, *args, **kwargs):
-        seen.append(Path(fileobj).name)
-        return real(self, fileobj, *args, **kwargs)
-
-    monkeypatch.setattr(fits.HDUList, "writeto", spy)
+def test_long_target_names_fall_back_to_the_short_temporary_name(tmp_path, written_names):
+    seen = written_names
     name = "m" * 220 + ".fits.gz"  # with the writer's identity the temporary name would pass 255 bytes
     small_map().write(tmp_path / name)
     assert re.fullmatch(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp\.fits\.gz", seen[0]), seen
