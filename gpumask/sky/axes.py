@@ -8,6 +8,13 @@ centre of an energy bin is the geometric mean of its edges, as in gammapy.
 
 Bands tables (the ``*_BANDS``, ``EBOUNDS`` and ``ENERGIES`` HDUs) are read and
 written in gammapy's layouts ("gadf", "fgst-ccube", "fgst-template").
+
+:class:`MapAxes` is the tuple a geometry keeps its axes in; like gammapy's, it is
+also indexed by axis name (``geom.axes["energy"]``).
+
+Axis coordinates of device arrays (cupy) are converted on the device: the small
+node tables are uploaded once (:func:`gpumask.backend.device_constant`).
+``MapAxis.from_gammapy``/``to_gammapy`` import :mod:`gpumask.sky.bridge` when called.
 """
 
 from __future__ import annotations
@@ -19,26 +26,28 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
 
-__all__ = ["MapAxis", "axes_header", "axes_to_bands_hdu", "axes_from_bands_hdu"]
+from ..backend import backend_of, device_constant, is_device_array
+
+__all__ = ["MapAxis", "MapAxes", "axes_header", "axes_to_bands_hdu", "axes_from_bands_hdu"]
 
 _INTERPS = ("lin", "log", "sqrt")
 _NODE_TYPES = ("edges", "center")
 
 
-def _forward(values, interp):
+def _forward(values, interp, xp=np):
     if interp == "lin":
         return values
     if interp == "log":
-        return np.log(values)
-    return np.sign(values) * np.sqrt(np.abs(values))
+        return xp.log(values)
+    return xp.sign(values) * xp.sqrt(xp.abs(values))
 
 
-def _inverse(values, interp):
+def _inverse(values, interp, xp=np):
     if interp == "lin":
         return values
     if interp == "log":
-        return np.exp(values)
-    return np.sign(values) * values**2
+        return xp.exp(values)
+    return xp.sign(values) * values**2
 
 
 class MapAxis:
@@ -207,9 +216,20 @@ class MapAxis:
         offset = 0.5 if self._node_type == "edges" else 0.0
         return np.arange(self._nodes.size, dtype=float) - offset
 
-    def pix_to_coord(self, pix) -> u.Quantity:
+    def pix_to_coord(self, pix):
         """Axis coordinate at (fractional, 0-based) bin index ``pix``; linear
-        extrapolation in the interpolation space beyond the nodes."""
+        extrapolation in the interpolation space beyond the nodes.
+
+        Host input gives a `~astropy.units.Quantity`; a device (cupy) array gives a
+        device array of values in :attr:`unit` (Quantities hold host memory only).
+        """
+        if is_device_array(pix):
+            xp = backend_of(pix).xp
+            pix = pix.astype(np.float64)
+            if self._nodes.size == 1:
+                return xp.full(pix.shape, float(self._nodes[0]))
+            xp_, fp_ = self._node_tables(backend_of(pix), forward=True)
+            return _inverse(_interp_extrap(pix, xp_, fp_, xp), self._interp, xp)
         pix = np.asarray(pix, dtype=float)
         xp_, fp_ = self._node_pix(), _forward(self._nodes, self._interp)
         if fp_.size == 1:
@@ -218,14 +238,35 @@ class MapAxis:
             values = _inverse(_interp_extrap(pix, xp_, fp_), self._interp)
         return u.Quantity(values, self._unit)
 
-    def coord_to_pix(self, coord) -> np.ndarray:
-        """Fractional bin index of ``coord`` (inverse of :meth:`pix_to_coord`)."""
+    def coord_to_pix(self, coord):
+        """Fractional bin index of ``coord`` (inverse of :meth:`pix_to_coord`).
+
+        ``coord``: a Quantity (any convertible unit), a string such as ``"1 TeV"``,
+        numbers in :attr:`unit`, or a device (cupy) array in :attr:`unit`, which is
+        converted on its device.
+        """
+        if is_device_array(coord):
+            be = backend_of(coord)
+            values = coord.astype(np.float64)
+            if self._nodes.size == 1:
+                return be.xp.where(values == float(self._nodes[0]), 0.0, np.nan)
+            xp_, fp_ = self._node_tables(be, forward=False)
+            return _interp_extrap(_forward(values, self._interp, be.xp), xp_, fp_, be.xp)
         values = u.Quantity(coord, self._unit).to_value(self._unit)
         values = np.asarray(values, dtype=float)
         fp_, xp_ = self._node_pix(), _forward(self._nodes, self._interp)
         if xp_.size == 1:
             return np.where(values == self._nodes[0], 0.0, np.nan)
-        return _interp_extrap(_forward(values, self._interp), xp_, fp_)
+        with np.errstate(invalid="ignore", divide="ignore"):  # log of <= 0: NaN / -inf pixels
+            fwd = _forward(values, self._interp)
+        return _interp_extrap(fwd, xp_, fp_)
+
+    def _node_tables(self, backend, forward):
+        """(x, y) node tables on ``backend`` for device interpolation: pixel ->
+        transformed coordinate (``forward=True``) or the inverse."""
+        pix, fwd = self._node_pix(), _forward(self._nodes, self._interp)
+        x, y = (pix, fwd) if forward else (fwd, pix)
+        return device_constant(np.ascontiguousarray(x), backend), device_constant(np.ascontiguousarray(y), backend)
 
     def coord_to_idx(self, coord, clip=False) -> np.ndarray:
         """Integer bin index of ``coord``; -1 outside the axis unless ``clip``."""
@@ -256,6 +297,171 @@ class MapAxis:
             u.Quantity(nodes, self._unit), interp=self._interp, name=self._name,
             node_type=self._node_type,
         )
+
+    def pix_to_idx(self, pix, clip=False):
+        """Bin indices from integer pixel indices, as gammapy: -1 outside
+        ``[0, nbin)`` unless ``clip``, which clips into range.  Stays on the
+        backend of ``pix``.
+
+        Examples
+        --------
+        >>> axis = MapAxis.from_energy_bounds("1 TeV", "10 TeV", 3)
+        >>> axis.pix_to_idx(np.array([-1, 0, 2, 3]))
+        array([-1,  0,  2, -1])
+        """
+        xp = backend_of(pix).xp
+        pix = xp.asarray(pix)
+        if clip:
+            return xp.clip(pix, 0, self.nbin - 1)
+        return xp.where((pix < 0) | (pix >= self.nbin), -1, pix)
+
+    def pad(self, pad_width) -> "MapAxis":
+        """Axis with ``pad_width`` bins added below and above (gammapy's method).
+
+        Parameters
+        ----------
+        pad_width : int or (int, int)
+            Bins added at both ends, or ``(low, high)``.  New nodes are extrapolated
+            linearly in the interpolation space (e.g. log-spaced for energy).
+
+        Returns
+        -------
+        axis : `MapAxis`
+            Same name, interpolation and node type.
+
+        Examples
+        --------
+        >>> MapAxis.from_edges([1.0, 2.0, 3.0], name="x").pad(1).edges.value
+        array([0., 1., 2., 3., 4.])
+        """
+        low, high = _pad_pair(pad_width, f"pad_width of axis {self._name!r}")
+        if self._nodes.size == 1 and low + high > 0:
+            raise ValueError(f"axis {self._name!r} has a single node: there is no spacing to pad with")
+        if self._node_type == "edges":
+            pix = np.arange(-low, self.nbin + high + 1) - 0.5
+            return MapAxis.from_edges(self.pix_to_coord(pix), interp=self._interp, name=self._name)
+        pix = np.arange(-low, self.nbin + high, dtype=float)
+        return MapAxis.from_nodes(self.pix_to_coord(pix), interp=self._interp, name=self._name)
+
+    def upsample(self, factor) -> "MapAxis":
+        """Axis with ``factor`` times finer bins (gammapy's method).
+
+        Edges axes get ``nbin * factor`` bins that split every bin evenly in the
+        interpolation space (the old edges are kept); centre-node axes get
+        ``(nbin - 1) * factor + 1`` nodes.
+
+        Parameters
+        ----------
+        factor : int
+            Positive integer.
+
+        Returns
+        -------
+        axis : `MapAxis`
+
+        Examples
+        --------
+        >>> MapAxis.from_energy_bounds("1 TeV", "100 TeV", 2).upsample(2).nbin
+        4
+        """
+        factor = _factor(factor)
+        if self._node_type == "edges":
+            pix = np.linspace(-0.5, self.nbin - 0.5, self.nbin * factor + 1)
+            return MapAxis.from_edges(self.pix_to_coord(pix), interp=self._interp, name=self._name)
+        pix = np.linspace(0.0, self.nbin - 1.0, (self.nbin - 1) * factor + 1)
+        return MapAxis.from_nodes(self.pix_to_coord(pix), interp=self._interp, name=self._name)
+
+    def downsample(self, factor, strict=True) -> "MapAxis":
+        """Axis keeping every ``factor``-th edge (or node), as gammapy's method.
+
+        Parameters
+        ----------
+        factor : int
+            Positive integer.
+        strict : bool
+            With True, ``nbin`` (edges) or ``nbin - 1`` (centre nodes) must be a
+            multiple of ``factor`` (ValueError otherwise); with False the remainder
+            goes into the last bin.
+
+        Returns
+        -------
+        axis : `MapAxis`
+
+        Examples
+        --------
+        >>> MapAxis.from_energy_bounds("1 TeV", "100 TeV", 4).downsample(2).nbin
+        2
+        """
+        factor = _factor(factor)
+        if self._node_type == "edges":
+            values, what = self.edges, f"Number of {self._name} bins ({self.nbin})"
+        else:
+            values, what = self.center, f"Number of {self._name} bins - 1 ({self.nbin - 1})"
+        kept = values[::factor]
+        if kept[-1] != values[-1]:
+            if strict:
+                raise ValueError(f"{what} is not divisible by {factor}")
+            kept = np.append(kept, values[-1:])
+        if self._node_type == "edges":
+            return MapAxis.from_edges(kept, interp=self._interp, name=self._name)
+        return MapAxis.from_nodes(kept, interp=self._interp, name=self._name)
+
+    def _group_bounds(self, edges) -> np.ndarray:
+        """Bin indices ``k_0 < k_1 < ...`` where the coarser ``edges`` fall, each
+        snapped to the nearest edge of this axis (gammapy's ``group_table``, normal
+        groups only): group ``i`` gathers bins ``k_i .. k_{i+1} - 1``."""
+        if self._node_type != "edges":
+            raise ValueError(f"axis {self._name!r}: only an edges axis can be regrouped")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pix = np.clip(self.coord_to_pix(edges), -0.5, self.nbin - 0.5)
+        bounds = np.unique(np.round(pix + 0.5)).astype(int)  # round half to even, as gammapy
+        if bounds.size < 2:
+            raise ValueError(
+                f"no overlap between the edges {edges} and the bins of axis {self._name!r} ({self.edges})"
+            )
+        return bounds
+
+    @classmethod
+    def from_gammapy(cls, axis) -> "MapAxis":
+        """The gpumask axis equal to a gammapy ``MapAxis``.
+
+        A thin wrapper of :func:`gpumask.sky.bridge.axis_from_gammapy` (imported
+        when called).
+
+        Parameters
+        ----------
+        axis : `gammapy.maps.MapAxis`
+
+        Returns
+        -------
+        axis : `MapAxis`
+
+        Examples
+        --------
+        >>> from gammapy.maps import MapAxis as GammapyAxis  # doctest: +SKIP
+        >>> MapAxis.from_gammapy(GammapyAxis.from_energy_bounds("1 TeV", "10 TeV", 3))  # doctest: +SKIP
+        """
+        from .bridge import axis_from_gammapy  # noqa: PLC0415 - gammapy is optional
+
+        return axis_from_gammapy(axis)
+
+    def to_gammapy(self):
+        """This axis as a gammapy ``MapAxis``.
+
+        A thin wrapper of :func:`gpumask.sky.bridge.axis_to_gammapy` (imported when
+        called; needs gammapy).
+
+        Returns
+        -------
+        axis : `gammapy.maps.MapAxis`
+
+        Examples
+        --------
+        >>> MapAxis.from_energy_bounds("1 TeV", "10 TeV", 3).to_gammapy()  # doctest: +SKIP
+        """
+        from .bridge import axis_to_gammapy  # noqa: PLC0415 - gammapy is optional
+
+        return axis_to_gammapy(self)
 
     def copy(self, **kwargs):
         params = dict(
@@ -294,8 +500,15 @@ class MapAxis:
         )
 
 
-def _interp_extrap(x, xp_, fp_):
-    """Piecewise linear interpolation with linear extrapolation (xp_ increasing)."""
+def _interp_extrap(x, xp_, fp_, xp=np):
+    """Piecewise linear interpolation with linear extrapolation (xp_ increasing);
+    ``xp_``/``fp_`` on the backend of ``x``."""
+    if xp is not np:
+        # no data-dependent branches on the device: both tails are always evaluated
+        out = xp.interp(x, xp_, fp_)
+        lo = fp_[0] + (x - xp_[0]) * ((fp_[1] - fp_[0]) / (xp_[1] - xp_[0]))
+        hi = fp_[-1] + (x - xp_[-1]) * ((fp_[-1] - fp_[-2]) / (xp_[-1] - xp_[-2]))
+        return xp.where(x < xp_[0], lo, xp.where(x > xp_[-1], hi, out))
     out = np.interp(x, xp_, fp_)
     lo = x < xp_[0]
     hi = x > xp_[-1]
@@ -306,6 +519,79 @@ def _interp_extrap(x, xp_, fp_):
         slope = (fp_[-1] - fp_[-2]) / (xp_[-1] - xp_[-2])
         out = np.where(hi, fp_[-1] + (x - xp_[-1]) * slope, out)
     return out
+
+
+def _factor(factor) -> int:
+    """A resampling factor: a positive integer (an integral float is accepted)."""
+    ok = isinstance(factor, (int, np.integer, float, np.floating)) and not isinstance(factor, (bool, np.bool_))
+    if not ok or not np.isfinite(factor) or int(factor) != factor or factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor!r}")
+    return int(factor)
+
+
+def _pad_pair(pad_width, what) -> tuple[int, int]:
+    """``(low, high)`` from one non-negative int or a pair."""
+    values = tuple(pad_width) if isinstance(pad_width, (tuple, list, np.ndarray)) else (pad_width, pad_width)
+    if len(values) != 2:
+        raise ValueError(f"{what} must be an int or a pair (low, high), got {pad_width!r}")
+    out = []
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)) \
+                or not np.isfinite(v) or int(v) != v or v < 0:
+            raise ValueError(f"{what} must be non-negative whole numbers of bins, got {pad_width!r}")
+        out.append(int(v))
+    return tuple(out)
+
+
+class MapAxes(tuple):
+    """The non-spatial axes of a geometry: a tuple of :class:`MapAxis`, innermost
+    first, that is also indexed by axis name as gammapy's ``MapAxes``.
+
+    Parameters
+    ----------
+    axes : iterable of `MapAxis`
+
+    Examples
+    --------
+    >>> axes = MapAxes([MapAxis.from_energy_bounds("1 TeV", "10 TeV", 3)])
+    >>> axes["energy"].nbin, axes.names, axes.index_data("energy")
+    (3, ['energy'], 0)
+    """
+
+    def __new__(cls, axes=()):
+        return super().__new__(cls, axes)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            for ax in self:
+                if ax.name == key:
+                    return ax
+            raise KeyError(f"no axis {key!r}; the axes are {self.names}")
+        out = super().__getitem__(key)
+        return MapAxes(out) if isinstance(key, slice) else out
+
+    def __add__(self, other):
+        return MapAxes(tuple(self) + tuple(other))
+
+    @property
+    def names(self) -> list[str]:
+        """Axis names, innermost first."""
+        return [ax.name for ax in self]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Number of bins of each axis, innermost first."""
+        return tuple(ax.nbin for ax in self)
+
+    def index(self, axis_name) -> int:
+        """Position of ``axis_name`` in the axes (ValueError naming the axes if absent)."""
+        if axis_name not in self.names:
+            raise ValueError(f"no axis {axis_name!r}; the axes are {self.names}")
+        return self.names.index(axis_name)
+
+    def index_data(self, axis_name) -> int:
+        """Data dimension of ``axis_name`` (data is reversed axes then ``(y, x)``)."""
+        return len(self) - 1 - self.index(axis_name)
 
 
 # ---------------------------------------------------------------------- bands tables

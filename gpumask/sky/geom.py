@@ -13,6 +13,10 @@ backend.  For CAR, TAN, SIN, AIT, ZEA, ARC, STG and MOL (any reference point) th
 device code in :mod:`gpumask.sky.projections` matches astropy to 1e-9 deg; any other
 WCS is evaluated by astropy on the host and uploaded (no device->host copy).
 
+gammapy's geometry tools (``coord_to_idx``, ``crop``, ``pad``, ``downsample``,
+``upsample``, ``to_binsz``, ``squash``, ``slice_by_idx``, ...) come from
+:class:`~gpumask.sky._geom_tools.GeomToolsMixin`.
+
 Reaches up a layer: ``region_mask`` and ``exclusion_mask`` (gammapy's convenience
 methods) call :mod:`gpumask.masks` when used.
 """
@@ -36,7 +40,9 @@ from astropy.wcs.utils import celestial_frame_to_wcs, proj_plane_pixel_scales, w
 from .._utils import parse_angle, parse_angle_pair
 from ..backend import backend_of, get_backend, is_device_array, resolve_backend, to_device, to_host
 from ..errors import HostFallbackWarning
-from .axes import MapAxis, axes_from_bands_hdu, axes_header
+from ._geom_tools import GeomToolsMixin, align_arrays, parse_coords
+from .axes import MapAxes, MapAxis, axes_from_bands_hdu, axes_header
+from ._sphere import _angular_distance, _rotate_lonlat, _triangle_area
 from .projections import WcsParams, pix2world, pixel_grid_world, world2pix
 
 __all__ = ["WcsGeom", "frame_rotation_matrix"]
@@ -93,7 +99,7 @@ def _skycoord_lonlat(coords, frame: str):
     return sph.lon.deg, sph.lat.deg
 
 
-class WcsGeom:
+class WcsGeom(GeomToolsMixin):
     """Geometry of a WCS map: a 2D celestial WCS, its pixel shape and non-spatial axes.
 
     Build it with :meth:`create` (gammapy's arguments and rules) or :meth:`from_header`.
@@ -141,7 +147,7 @@ class WcsGeom:
         names = [ax.name for ax in axes]
         if len(set(names)) != len(names):
             raise ValueError(f"axis names must be unique, got {names}")
-        self._axes = tuple(axes)
+        self._axes = MapAxes(axes)
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -301,7 +307,8 @@ class WcsGeom:
         return self._npix
 
     @property
-    def axes(self) -> tuple[MapAxis, ...]:
+    def axes(self) -> MapAxes:
+        """Non-spatial axes, innermost first (a tuple, also indexed by name)."""
         return self._axes
 
     @property
@@ -366,8 +373,13 @@ class WcsGeom:
 
         Arrays stay on their backend: device pixel arrays give device coordinates
         (host fallback with :class:`~gpumask.errors.HostFallbackWarning` for a WCS
-        without device support).  ``frame`` converts to another frame.
+        without device support).  ``frame`` converts to another frame.  With
+        ``(x, y, p_0, ...)`` the coordinates of the non-spatial axes follow
+        (Quantities for host input; lon/lat stay plain deg arrays, unlike gammapy).
         """
+        if len(pix) > 2:  # gammapy's (x, y, p_0, ...): axis coordinates appended
+            axes = tuple(ax.pix_to_coord(p) for ax, p in zip(self._axes, pix[2:]))
+            return self.pix_to_coord(pix[:2], frame=frame) + axes
         x, y = pix
         frame = self.frame if frame is None else _frame_name(frame)
         on_device = is_device_array(x) or is_device_array(y)
@@ -398,16 +410,19 @@ class WcsGeom:
         return np.mod(lon, 360.0), lat
 
     def coord_to_pix(self, coords):
-        """0-based pixel coordinates ``(x, y)`` of sky coordinates.
+        """0-based pixel coordinates ``(x, y[, p_0, ...])`` of sky coordinates.
 
-        ``coords`` is a SkyCoord (any frame; transformed on the host) or a
-        ``(lon, lat)`` pair of arrays in deg in the geometry's frame, which stay on
-        their backend.
+        ``coords``: a SkyCoord (any frame; transformed on the host), a
+        ``(lon, lat, c_0, ...)`` tuple (deg, in the geometry's frame), a dict with
+        ``lon``/``lat`` (or ``skycoord``) and axis names, or a gammapy ``MapCoord``.
+        The axes' pixel coordinates follow when their coordinates are given (all of
+        them); with lon/lat only, ``(x, y)``.  Device arrays stay on the device;
+        when any input is a device array all outputs are.
         """
-        if isinstance(coords, SkyCoord):
-            lon, lat = _skycoord_lonlat(coords, self.frame)
-        else:
-            lon, lat = coords
+        lon, lat, axes_coords = parse_coords(self, coords)
+        if axes_coords and len(axes_coords) != len(self._axes):
+            missing = [ax.name for ax in self._axes if ax.name not in axes_coords]
+            raise ValueError(f"coordinates of the axes {missing} are missing (give all or none)")
         params = self._device_params
         if is_device_array(lon) or is_device_array(lat):
             if params is None:
@@ -415,8 +430,16 @@ class WcsGeom:
                     f"projection {self.projection!r} has no device implementation; pass "
                     "host arrays or a SkyCoord"
                 )
-            xp = _array_module(lon)
-            return world2pix(params, xp.asarray(lon, dtype=float), xp.asarray(lat, dtype=float), xp=xp)
+            (lon, lat), be = align_arrays([lon, lat])
+            xy = world2pix(params, lon.astype(float), lat.astype(float), xp=be.xp)
+        else:
+            xy = self._host_world2pix(lon, lat)
+        if not axes_coords:
+            return tuple(xy)
+        out = list(xy) + [ax.coord_to_pix(axes_coords[ax.name]) for ax in self._axes]
+        return tuple(align_arrays(out)[0])
+
+    def _host_world2pix(self, lon, lat):
         lon = np.asarray(lon, dtype=float)
         lat = np.asarray(lat, dtype=float)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -436,11 +459,16 @@ class WcsGeom:
             return np.nan, np.nan
 
     def contains(self, coords) -> np.ndarray:
-        """Whether sky coordinates fall in the map (pixel coords in [-0.5, n - 0.5))."""
-        x, y = self.coord_to_pix(coords)
+        """Whether coordinates fall in the map (pixel coords in [-0.5, n - 0.5), and
+        inside every axis whose coordinates are given)."""
+        pix = self.coord_to_pix(coords)
+        x, y = pix[:2]
         nx, ny = self._npix
         with np.errstate(invalid="ignore"):
-            return (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+            inside = (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+        for idx in self.pix_to_idx(pix)[2:]:
+            inside = inside & (idx.reshape(idx.shape if inside.ndim else ()) != -1)
+        return inside
 
     def get_pix(self, mode="center", backend=None):
         """0-based pixel coordinate grids ``(x, y)``, each of shape ``(ny, nx)``
@@ -763,41 +791,3 @@ def _half_box(width_px: float) -> int:
 
 def _array_module(array):
     return backend_of(array).xp
-
-
-def _rotate_lonlat(lon, lat, matrix, xp):
-    lon_r, lat_r = xp.deg2rad(lon), xp.deg2rad(lat)
-    clat = xp.cos(lat_r)
-    x, y, z = clat * xp.cos(lon_r), clat * xp.sin(lon_r), xp.sin(lat_r)
-    m = [[float(v) for v in row] for row in matrix]
-    x2 = m[0][0] * x + m[0][1] * y + m[0][2] * z
-    y2 = m[1][0] * x + m[1][1] * y + m[1][2] * z
-    z2 = m[2][0] * x + m[2][1] * y + m[2][2] * z
-    lon2 = xp.mod(xp.rad2deg(xp.arctan2(y2, x2)), 360.0)
-    lat2 = xp.rad2deg(xp.arctan2(z2, xp.hypot(x2, y2)))
-    return lon2, lat2
-
-
-def _angular_distance(xp, lon, lat, lon0, lat0):
-    """Vincenty great-circle distance in deg (stable at all separations)."""
-    lon_r, lat_r = xp.deg2rad(lon), xp.deg2rad(lat)
-    lon0_r, lat0_r = np.deg2rad(lon0), np.deg2rad(lat0)
-    dlon = lon_r - lon0_r
-    sdlon, cdlon = xp.sin(dlon), xp.cos(dlon)
-    slat, clat = xp.sin(lat_r), xp.cos(lat_r)
-    slat0, clat0 = np.sin(lat0_r), np.cos(lat0_r)
-    num1 = clat * sdlon
-    num2 = clat0 * slat - slat0 * clat * cdlon
-    denom = slat0 * slat + clat0 * clat * cdlon
-    return xp.rad2deg(xp.arctan2(xp.hypot(num1, num2), denom))
-
-
-def _triangle_area(xp, a, b, c):
-    """Solid angle of the spherical triangle with unit-vector corners a, b, c
-    (Van Oosterom & Strackee)."""
-    bxc = (b[1] * c[2] - b[2] * c[1], b[2] * c[0] - b[0] * c[2], b[0] * c[1] - b[1] * c[0])
-    triple = a[0] * bxc[0] + a[1] * bxc[1] + a[2] * bxc[2]
-    ab = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-    bc = b[0] * c[0] + b[1] * c[1] + b[2] * c[2]
-    ca = c[0] * a[0] + c[1] * a[1] + c[2] * a[2]
-    return 2.0 * xp.arctan2(xp.abs(triple), 1.0 + ab + bc + ca)

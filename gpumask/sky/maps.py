@@ -8,9 +8,15 @@ through :func:`gpumask.to_host` and are counted.
 Boolean maps follow gammapy's exclusion-mask convention: ``True`` = pixel is used,
 ``False`` = excluded.
 
-Reaches up a layer: the gammapy-style methods ``convolve`` (:mod:`gpumask.stats`)
-and ``binary_dilate``/``binary_erode``/``fill_holes``/... (:mod:`gpumask.masks`) are
-thin wrappers imported when called.
+gammapy's value access, interpolation, iteration and resampling methods
+(``get_by_coord``, ``interp_by_coord``, ``iter_by_image``, ``crop``, ``pad``,
+``downsample``, ``upsample``, ``resample_axis``, ``reduce_over_axes``, ...) come
+from :class:`~gpumask.sky._map_tools.MapSamplingMixin` and
+:class:`~gpumask.sky._map_resample.MapResampleMixin`.
+
+Reaches up a layer: the gammapy-style methods ``convolve`` and ``smooth``
+(:mod:`gpumask.stats`) and ``binary_dilate``/``binary_erode``/``fill_holes``/...
+(:mod:`gpumask.masks`) are thin wrappers imported when called.
 """
 
 from __future__ import annotations
@@ -31,12 +37,15 @@ from ..backend import (
     to_device,
     to_host,
 )
+from ._map_resample import MapResampleMixin
+from ._map_tools import MapSamplingMixin
+from .bridge import as_geom, as_map, is_gammapy_object
 from .geom import WcsGeom
 
 __all__ = ["Map", "WcsNDMap"]
 
 
-class Map:
+class Map(MapSamplingMixin, MapResampleMixin):
     """A WCS map: geometry, data on its backend, unit and metadata.
 
     Create maps with :meth:`from_geom`, :meth:`create` or :meth:`read`.
@@ -54,9 +63,7 @@ class Map:
     __array_ufunc__ = None
 
     def __init__(self, geom, data, unit="", meta=None):
-        if not isinstance(geom, WcsGeom):
-            raise TypeError(f"geom must be a WcsGeom, got {type(geom).__name__}")
-        self._geom = geom
+        self._geom = as_geom(geom)
         self._unit = u.Unit(unit)
         self.meta = dict(meta or {})
         self._data = None
@@ -68,11 +75,15 @@ class Map:
         """Map on ``geom``.
 
         With ``data=None`` a zero-filled array of ``dtype`` (default float32, as
-        gammapy) is created on the selected backend (``backend=`` > ``use_backend``
+        gammapy; as gammapy too, the pixels of a float all-sky map outside the
+        projection are NaN) is created on the selected backend (``backend=`` > ``use_backend``
         context > ``GPUMASK_BACKEND`` > auto).  A given numpy/cupy array stays on
         its own backend unless ``backend=`` asks to move it; other array-likes
         (lists, Quantities) are new data and go to the selected backend.
         """
+        geom = as_geom(geom)
+        if is_gammapy_object(data):
+            data = as_map(data, "data", backend=backend)
         if isinstance(data, Map):
             unit = data.unit if unit == "" else unit
             data = data.data
@@ -82,6 +93,9 @@ class Map:
         if data is None:
             be = resolve_backend(backend)
             data = be.xp.zeros(geom.data_shape, dtype=np.dtype(dtype or np.float32))
+            if data.dtype.kind == "f" and geom.is_allsky:
+                lon, _ = geom.get_coord(backend=be)
+                data[..., be.xp.isnan(lon)] = np.nan
         else:
             if backend is not None:
                 be = get_backend(backend)
@@ -93,10 +107,65 @@ class Map:
         return cls(geom, data, unit=unit, meta=meta)
 
     @classmethod
-    def create(cls, *, dtype=None, unit="", meta=None, backend=None, data=None, **geom_kwargs):
-        """Map on ``WcsGeom.create(**geom_kwargs)`` (npix, binsz, width, skydir,
-        frame, proj, refpix, axes), zero-filled unless ``data`` is given."""
-        geom = WcsGeom.create(**geom_kwargs)
+    def create(
+        cls,
+        map_type="wcs",
+        npix=None,
+        binsz=0.1,
+        width=None,
+        proj="CAR",
+        frame="icrs",
+        refpix=None,
+        axes=None,
+        skydir=None,
+        dtype="float32",
+        meta=None,
+        unit="",
+        *,
+        backend=None,
+        data=None,
+    ) -> "Map":
+        """Map on a new geometry, with gammapy's ``Map.create`` arguments and defaults.
+
+        The geometry is ``WcsGeom.create(npix, binsz, proj, frame, refpix, axes,
+        skydir, width)``; note ``binsz=0.1`` deg here (gammapy's ``Map.create``)
+        where ``WcsGeom.create`` defaults to 0.5.  The data are zeros of ``dtype``
+        on ``backend`` (see :meth:`from_geom`) unless ``data`` is given; as gammapy,
+        the pixels of a float all-sky map that fall outside the projection are NaN.
+
+        Parameters
+        ----------
+        map_type : {"wcs"}
+            gammapy's map type; only WCS maps exist in gpumask.
+        npix, binsz, width, proj, frame, refpix, axes, skydir
+            See :meth:`WcsGeom.create`.
+        dtype : str or dtype
+            dtype of the zeros (default "float32"); ``data`` keep their own.
+        meta : dict, optional
+        unit : str or `~astropy.units.Unit`
+        backend : str or Backend, optional
+            Keyword-only: where the data live (default: the active selection).
+        data : array, optional
+            Keyword-only: data instead of zeros.
+
+        Returns
+        -------
+        map : `Map`
+
+        Examples
+        --------
+        >>> m = Map.create(width=2, frame="galactic", backend="numpy")
+        >>> m.geom.npix, m.dtype
+        ((20, 20), dtype('float32'))
+        """
+        if not isinstance(map_type, str) or map_type.lower() != "wcs":
+            raise ValueError(f"map_type must be 'wcs' (gpumask has WCS maps only), got {map_type!r}")
+        geom = WcsGeom.create(
+            npix=npix, binsz=binsz, proj=proj, frame=frame, refpix=refpix, axes=axes, skydir=skydir,
+            width=width,
+        )
+        if data is not None:
+            dtype = None  # as gammapy: dtype applies to the zeros, given data keep theirs
         return cls.from_geom(geom, data=data, dtype=dtype, unit=unit, meta=meta, backend=backend)
 
     @classmethod
@@ -208,53 +277,31 @@ class Map:
         # axes are stored innermost-first; data dims are reversed axes then (y, x)
         return len(names) - 1 - names.index(name)
 
-    def reduce_over_axes(self, func="sum", keepdims=True, axes_names=None) -> "Map":
-        """Reduce over non-spatial axes with ``func`` ("sum", "any", "all", "max",
-        "min", "mean").  ``keepdims`` keeps each axis as one squashed bin."""
-        funcs = ("sum", "any", "all", "max", "min", "mean")
-        if func not in funcs:
-            raise ValueError(f"func must be one of {funcs}, got {func!r}")
-        names = [ax.name for ax in self._geom.axes] if axes_names is None else list(axes_names)
-        if not names:
-            return self.copy()
-        dims = tuple(sorted(self._axis_index(n) for n in names))
-        xp = self.backend.xp
-        data = getattr(xp, func)(self._data, axis=dims, keepdims=keepdims)
-        if func == "sum" and self.is_mask:
-            data = data.astype(np.int64)
-        new_axes = [
-            (ax.squash() if keepdims else None) if ax.name in names else ax for ax in self._geom.axes
-        ]
-        geom = self._geom.to_image().to_cube([ax for ax in new_axes if ax is not None])
-        return self._new(data, geom=geom)
-
-    def sum_over_axes(self, keepdims=True, axes_names=None) -> "Map":
-        """Sum over non-spatial axes (gammapy's method; bool maps count as int)."""
-        return self.reduce_over_axes("sum", keepdims=keepdims, axes_names=axes_names)
-
     def slice_by_idx(self, slices) -> "Map":
-        """Select along non-spatial axes: ``{"energy": 2}`` drops the axis,
-        ``{"energy": slice(1, 3)}`` keeps a sub-range."""
+        """Select along non-spatial axes (gammapy's method): ``{"energy": 2}`` drops
+        the axis, ``{"energy": slice(1, 3)}`` keeps a sub-range (step 1).
+
+        Names the map does not have are ignored, as in gammapy (whose
+        ``MapDataset.slice_by_idx`` gives one dict to maps with ``energy`` and
+        ``energy_true`` axes).  The data are a view, on the map's backend.
+
+        Examples
+        --------
+        >>> energy = MapAxis.from_energy_bounds("1 TeV", "10 TeV", 4)
+        >>> cube = Map.create(npix=3, axes=[energy], backend="numpy")
+        >>> cube.slice_by_idx({"energy": slice(1, 3)}).geom.data_shape
+        (2, 3, 3)
+        """
+        geom = self._geom.slice_by_idx(slices)
         index = [slice(None)] * self._data.ndim
-        new_axes = []
         for ax in self._geom.axes:
-            if ax.name not in slices:
-                new_axes.append(ax)
-                continue
-            sel = slices[ax.name]
+            sel = slices.get(ax.name, slice(None))
             dim = self._axis_index(ax.name)
             if isinstance(sel, slice):
-                new_axes.append(ax.slice(sel))
                 start, stop, _ = sel.indices(ax.nbin)
                 index[dim] = slice(start, stop)
             else:
-                if not (isinstance(sel, (int, np.integer)) and -ax.nbin <= sel < ax.nbin):
-                    raise IndexError(f"index {sel!r} out of range for axis {ax.name!r} ({ax.nbin} bins)")
                 index[dim] = int(sel)
-        unknown = set(slices) - {ax.name for ax in self._geom.axes}
-        if unknown:
-            raise ValueError(f"map has no axes {sorted(unknown)}; its axes are {self._geom.axes_names[2:]}")
-        geom = self._geom.to_image().to_cube(new_axes)
         return self._new(self._data[tuple(index)], geom=geom)
 
     def get_image_by_idx(self, idx) -> "Map":
@@ -291,8 +338,7 @@ class Map:
         """
         if method != "nearest":
             raise ValueError(f"method must be 'nearest' (the only resampling gpumask offers), got {method!r}")
-        if not isinstance(geom, WcsGeom):
-            raise TypeError(f"geom must be a WcsGeom, got {type(geom).__name__}")
+        geom = as_geom(geom)
         if geom == self._geom:
             return self
         if fill_value is None:
@@ -327,6 +373,8 @@ class Map:
     # ------------------------------------------------------------------ arithmetic
     def _other_data(self, other, op_name, same_unit):
         """Data of ``other`` ready to combine with ours, and the other unit."""
+        if is_gammapy_object(other):
+            other = as_map(other, "other", backend=self.backend)  # one counted upload
         if isinstance(other, Map):
             if not self._geom == other._geom:
                 raise ValueError(
@@ -518,6 +566,33 @@ class Map:
         from ..stats.convolution import convolve  # noqa: PLC0415
 
         return convolve(self, kernel, dtype=dtype)
+
+    def smooth(self, width, kernel="gauss", **kwargs):
+        """Smooth every image plane with a ``kernel`` of ``width`` (gammapy's method).
+
+        A thin wrapper of :func:`gpumask.stats.smooth.smooth` (imported when called;
+        see there for kernels, boundaries and options).
+
+        Parameters
+        ----------
+        width : angle or float
+            Kernel width (an angle, or pixels as a number).
+        kernel : {"gauss", "disk", "box"}
+        **kwargs
+            Passed on.
+
+        Returns
+        -------
+        map : `Map`
+            On the map's backend.
+
+        Examples
+        --------
+        >>> Map.create(npix=20, binsz=0.1, backend="numpy").smooth("0.3 deg")  # doctest: +SKIP
+        """
+        from ..stats.smooth import smooth  # noqa: PLC0415
+
+        return smooth(self, width, kernel=kernel, **kwargs)
 
     # ------------------------------------------------------------------ morphology
     # Thin wrappers of gpumask.masks.morphology (see there for algorithms and boundaries).

@@ -216,7 +216,9 @@ def test_reduce_masks_over_energy(cube_geom, backend, rng):
     data = rng.random(cube_geom.data_shape) > 0.7
     m = Map.from_geom(cube_geom, data=data, backend=backend)
     np.testing.assert_array_equal(host(m.reduce_over_axes("any", keepdims=False)), data.any(axis=0))
-    np.testing.assert_array_equal(host(m.reduce_over_axes("all")), data.all(axis=0, keepdims=True))
+    np.testing.assert_array_equal(host(m.reduce_over_axes("all", keepdims=True)), data.all(axis=0, keepdims=True))
+    # gammapy's default: the reduced axes are dropped
+    np.testing.assert_array_equal(host(m.reduce_over_axes(np.logical_and)), data.all(axis=0))
     np.testing.assert_array_equal(host(m.sum_over_axes(keepdims=False)), data.sum(axis=0))
     with pytest.raises(ValueError, match="func"):
         m.reduce_over_axes("median")
