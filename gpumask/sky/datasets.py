@@ -12,6 +12,7 @@ from __future__ import annotations
 
 
 from ..backend import common_backend
+from .bridge import as_map, is_gammapy_object, qualified_name
 from .io import FitsReadError, map_from_hdulist, open_fits
 from .maps import Map
 from .._utils import expand_user
@@ -30,15 +31,23 @@ class MapDataset:
     """
 
     def __init__(self, counts, background=None, exposure=None, mask_safe=None, mask_fit=None, name="", meta=None):
-        if not isinstance(counts, Map):
-            raise TypeError(f"counts must be a Map, got {type(counts).__name__}")
-        self.counts = counts
-        self.background = background
-        self.exposure = exposure
-        self.mask_safe = mask_safe
-        self.mask_fit = mask_fit
+        if not isinstance(counts, Map) and not is_gammapy_object(counts):
+            raise TypeError(f"counts must be a gpumask Map or a gammapy WcsNDMap, got {qualified_name(counts)}")
+        # gammapy maps join the backend of the gpumask maps given with them
+        given = [counts, background, exposure, mask_safe, mask_fit] + [getattr(self, k, None) for k in self._keys]
+        backend = next((m.backend for m in given if isinstance(m, Map)), None)
+        self.counts = as_map(counts, "counts", backend=backend)
+        self.background = _opt_map(background, "background", backend)
+        self.exposure = _opt_map(exposure, "exposure", backend)
+        self.mask_safe = _opt_map(mask_safe, "mask_safe", backend)
+        self.mask_fit = _opt_map(mask_fit, "mask_fit", backend)
+        for key in self._keys:
+            if key not in _MAP_KEYS:  # the on/off maps, set by the subclass before this
+                setattr(self, key, _opt_map(getattr(self, key), key, backend))
         self.name = name
         self.meta = dict(meta or {})
+        # gammapy parts a converted dataset carries back (see gpumask.sky.bridge)
+        self._gammapy_extras = None
         common_backend(*self.maps.values(), op="MapDataset")
         self._check_geoms(k for k in self._keys if k not in ("counts", "exposure"))
 
@@ -76,7 +85,52 @@ class MapDataset:
 
     def to_backend(self, backend) -> "MapDataset":
         maps = {k: v.to_backend(backend) for k, v in self.maps.items()}
-        return type(self)(name=self.name, meta=self.meta, **maps)
+        out = type(self)(name=self.name, meta=self.meta, **maps)
+        out._gammapy_extras = self._gammapy_extras
+        return out
+
+    @classmethod
+    def from_gammapy(cls, dataset, backend=None) -> "MapDataset":
+        """Dataset from a gammapy ``MapDataset`` or ``MapDatasetOnOff``: the maps gpumask
+        uses, one counted upload each; the gammapy IRFs, GTI and models are kept by
+        reference for :meth:`to_gammapy` (see :func:`gpumask.sky.bridge.dataset_from_gammapy`).
+
+        Parameters
+        ----------
+        dataset : `gammapy.datasets.MapDataset` or `gammapy.datasets.MapDatasetOnOff`
+        backend : str or `~gpumask.Backend`, optional
+            Where the data goes (default: the active selection).
+
+        Returns
+        -------
+        `MapDataset` or `MapDatasetOnOff`
+
+        Examples
+        --------
+        >>> from gammapy.datasets import MapDataset as GammapyDataset   # doctest: +SKIP
+        >>> gds = GammapyDataset.read("fermi-3fhl-gc.fits.gz")           # doctest: +SKIP
+        >>> ds = gpumask.MapDataset.from_gammapy(gds)                    # doctest: +SKIP
+        """
+        from .bridge import dataset_from_gammapy  # noqa: PLC0415
+
+        return dataset_from_gammapy(dataset, backend=backend)
+
+    def to_gammapy(self):
+        """This dataset as a gammapy ``MapDataset`` (``MapDatasetOnOff``): one counted
+        host copy per map (see :func:`gpumask.sky.bridge.dataset_to_gammapy`).
+
+        Returns
+        -------
+        `gammapy.datasets.MapDataset` or `gammapy.datasets.MapDatasetOnOff`
+
+        Examples
+        --------
+        >>> ds = gpumask.read_dataset("fermi-3fhl-gc.fits.gz")          # doctest: +SKIP
+        >>> gds = ds.to_gammapy()                                        # doctest: +SKIP
+        """
+        from .bridge import dataset_to_gammapy  # noqa: PLC0415
+
+        return dataset_to_gammapy(self)
 
     def __repr__(self):
         lines = [f"{type(self).__name__} {self.name!r} (backend {self.backend.name})"]
@@ -140,6 +194,15 @@ class MapDatasetOnOff(MapDataset):
     def background(self, value):
         if value is not None:
             raise AttributeError("an on/off dataset's background is alpha * counts_off; it cannot be set")
+
+
+_MAP_KEYS = ("counts", "background", "exposure", "mask_safe", "mask_fit")
+
+
+def _opt_map(value, name, backend):
+    if value is None or isinstance(value, Map):
+        return value
+    return as_map(value, name, backend=backend)
 
 
 def _np_errstate():

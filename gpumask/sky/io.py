@@ -65,6 +65,7 @@ from ..backend import resolve_backend, to_device, to_host
 from ..errors import GammapyCompatibilityWarning
 from ._fits_guard import FitsHDUInfo, FitsReadError, check_fits_structure
 from .axes import axes_from_bands_hdu, axes_to_bands_hdu
+from .bridge import as_map
 from .geom import WcsGeom
 from .maps import Map
 from .._utils import expand_user
@@ -146,6 +147,7 @@ def write_map(m: Map, filename, overwrite=False, hdu=None, hdu_bands=None, check
     existing file raises :class:`FileExistsError` and is left untouched.
     A ``.gz`` suffix writes a gzip-compressed file.
     """
+    m = as_map(m, "map", backend="numpy")
     path = _check_target(filename, overwrite)
     hdulist = map_to_hdulist(m, hdu=hdu, hdu_bands=hdu_bands)
     atomic_write_hdulist(hdulist, path, overwrite=overwrite, checksum=checksum)
