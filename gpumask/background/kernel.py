@@ -61,6 +61,7 @@ from astropy import units as u
 from .._utils import parse_angle
 from ..backend import backend_of, common_backend, is_device_array, read_flag, to_host
 from ..masks.morphology import _erode_data, _Footprint
+from ..sky.bridge import as_map, is_gammapy_object
 from ..sky.maps import Map
 from ..stats.convolution import _check_dtype, _NonFinite, convolve, disk_kernel, ring_kernel
 from ..stats.counts_statistic import TRUNCATION_VALUE
@@ -411,6 +412,7 @@ class _Problem:
             raise ValueError(f"unknown images {sorted(unknown)}; accepted: {list(_IMAGE_KEYS)}")
         if "counts" not in images:
             raise ValueError("images needs 'counts'")
+        images = {k: as_map(v, k) if is_gammapy_object(v) else v for k, v in images.items()}
         counts = images["counts"]
         self.geom = counts.geom if isinstance(counts, Map) else None
         if self.geom is not None:

@@ -77,6 +77,7 @@ import numpy as np
 
 from .._utils import parse_angle
 from ..backend import common_backend, memory_available
+from ..sky.bridge import as_dataset, as_geom, as_map, is_gammapy_object
 from ..sky.datasets import MapDataset, MapDatasetOnOff
 from ..sky.maps import Map
 from ..stats.convolution import Convolver, _check_dtype, _NonFinite, convolve, disk_kernel, ring_kernel
@@ -171,6 +172,7 @@ class RingBackgroundEstimator:
             (acceptance_off > 0)``; its ``meta`` is the dataset's plus
             ``n_nonfinite`` (non-finite pixels left out, by input name).
         """
+        dataset = _converted(dataset, self.exclusion_mask)
         maps, n_nonfinite = self._make_maps_off(dataset)
         return _on_off(dataset, maps["counts_off"], dataset.background, maps["acceptance_off"], n_nonfinite)
 
@@ -355,6 +357,7 @@ class AdaptiveRingBackgroundEstimator:
             As :meth:`RingBackgroundEstimator.run`; ``mask_safe`` is also False
             where no ring qualifies.
         """
+        dataset = _converted(dataset, self.exclusion_mask)
         maps, n_nonfinite = self._make_maps_off(dataset)
         return _on_off(dataset, maps["counts_off"], maps["acceptance"], maps["acceptance_off"], n_nonfinite)
 
@@ -365,6 +368,8 @@ class AdaptiveRingBackgroundEstimator:
 def _check_mask(mask):
     if mask is None:
         return None
+    if is_gammapy_object(mask):
+        mask = as_map(mask, "exclusion_mask")
     if not isinstance(mask, Map):
         raise TypeError(
             f"exclusion_mask must be a boolean gpumask Map (True = usable, False = excluded) or None, "
@@ -378,9 +383,17 @@ def _check_mask(mask):
     return mask
 
 
+def _converted(dataset, exclusion_mask):
+    """A gammapy dataset as a gpumask one (on the exclusion mask's backend when there
+    is one; one counted upload per map); anything else as it is."""
+    if not is_gammapy_object(dataset):
+        return dataset
+    return as_dataset(dataset, backend=None if exclusion_mask is None else exclusion_mask.backend)
+
+
 def _lon_scale(geom) -> float:
-    """Longitude pixel scale in deg, gammapy's ring pixel unit."""
-    return float(geom.pixel_scales[0].deg)
+    """Longitude pixel scale in deg, gammapy's ring pixel unit (gammapy geometries taken)."""
+    return float(as_geom(geom).pixel_scales[0].deg)
 
 
 class _RingInputs:
@@ -388,6 +401,7 @@ class _RingInputs:
     ``where(U, counts, 0)`` and ``where(U, background, 0)``, n planes each."""
 
     def __init__(self, dataset, exclusion_mask, owner):
+        dataset = _converted(dataset, exclusion_mask)
         if not isinstance(dataset, MapDataset) or isinstance(dataset, MapDatasetOnOff):
             raise TypeError(
                 f"{owner} needs a gpumask MapDataset with counts and background (see gpumask.read_dataset), "

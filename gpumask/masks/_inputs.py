@@ -15,11 +15,14 @@ import numpy as np
 from astropy import units as u
 
 from ..backend import is_device_array
+from ..sky.bridge import as_map, is_gammapy_object, qualified_name
 from ..sky.maps import Map
 
 
 def _unwrap(obj, func):
-    """``(data, map_or_None)`` of a Map or a numpy/cupy array."""
+    """``(data, map_or_None)`` of a Map (gpumask or gammapy) or a numpy/cupy array."""
+    if is_gammapy_object(obj):
+        obj = as_map(obj, "input")
     if isinstance(obj, Map):
         return obj.data, obj
     if isinstance(obj, np.ndarray) or is_device_array(obj):
@@ -28,7 +31,7 @@ def _unwrap(obj, func):
                 f"{func} needs an image of 2 or more dimensions (..., ny, nx), got shape {obj.shape}"
             )
         return obj, None
-    raise TypeError(f"{func} takes a gpumask Map or a numpy/cupy array, got {type(obj).__name__}")
+    raise TypeError(f"{func} takes a gpumask Map, a gammapy WcsNDMap or a numpy/cupy array, got {qualified_name(obj)}")
 
 
 def _wrap(data, template):

@@ -17,6 +17,7 @@ import astropy.units as u
 import numpy as np
 
 from ..catalog.shapes import SourceShapes, regions_of, source_shapes
+from ..sky.bridge import as_geom
 from . import _region_compile as rc
 from ._region_raster import bin_shapes
 from .regions import _include, _region_mask, parse_regions
@@ -72,6 +73,7 @@ def touching(geom, catalog, radius=None, psf=None, scale=None, min_radius=None) 
     any pixel centre (between the centres of two tiles) may be dropped, as it
     would mask nothing.
     """
+    geom = as_geom(geom)
     return _touching(geom, source_shapes(catalog, radius=radius, psf=psf, scale=scale, min_radius=min_radius))
 
 
@@ -110,6 +112,7 @@ def exclusion_mask(geom, catalog=None, regions=None, *, radius=None, psf=None, s
     backend : str, optional
         Where the mask is built.
     """
+    geom = as_geom(geom)
     catalogs = _as_catalogs(catalog)
     kwargs = dict(radius=radius, psf=psf, scale=scale, min_radius=min_radius)
     items = [] if regions is None else parse_regions(regions)

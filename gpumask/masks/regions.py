@@ -58,6 +58,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord, UnitSphericalRepresentation
 
 from ..backend import resolve_backend, to_device
+from ..sky.bridge import as_geom
 from ..sky.maps import Map
 from . import _region_compile as rc
 from ._ds9 import _is_file, _read_file, parse_ds9
@@ -598,6 +599,7 @@ def region_mask(geom, regions, inside=True, method="sky", backend=None):
     backend : str or Backend, optional
         Where the mask is created (default: the active selection).
     """
+    geom = as_geom(geom)
     return _region_mask(geom, regions, inside, method, backend)
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from .._utils import parse_angle
 from ..backend import backend_of, device_constant, is_device_array, read_flag, to_host
 from ..errors import NonFiniteInputWarning
+from ..sky.bridge import as_geom, as_map, is_gammapy_object
 from ..sky.maps import Map
 
 __all__ = [
@@ -154,6 +155,8 @@ def convolve(data, kernel, dtype=np.float64):
         value makes every output value NaN (leave such values out first).
     """
     dtype = _check_dtype(dtype)
+    if is_gammapy_object(data):
+        data = as_map(data, "data")
     if isinstance(data, Map):
         out = convolve(data.data, kernel, dtype=dtype)
         return Map.from_geom(data.geom, data=out, unit=data.unit)
@@ -286,7 +289,7 @@ def _pixel_size(geom=None, binsz=None):
     if (geom is None) == (binsz is None):
         raise ValueError("give exactly one of geom= or binsz=")
     if geom is not None:
-        return float(np.mean(np.abs(geom.wcs.wcs.cdelt)))
+        return float(np.mean(np.abs(as_geom(geom).wcs.wcs.cdelt)))
     return parse_angle(binsz, "binsz", allow_zero=False)
 
 

@@ -60,6 +60,7 @@ import numpy as np
 from .._utils import parse_angle
 from ..backend import common_backend
 from ..sky.axes import MapAxis
+from ..sky.bridge import as_dataset, as_geom, as_map, is_gammapy_object
 from ..sky.datasets import MapDataset, MapDatasetOnOff
 from ..sky.maps import Map
 from .convolution import _NonFinite, convolve, disk_kernel
@@ -112,6 +113,21 @@ class ExcessMaps(Mapping):
     @property
     def geom(self):
         return next(iter(self._maps.values())).geom
+
+    def to_gammapy(self) -> dict:
+        """The maps as gammapy ``WcsNDMap`` objects, by name (one counted host copy
+        per map; see :func:`gpumask.sky.bridge.map_to_gammapy`).
+
+        Returns
+        -------
+        dict of str to `gammapy.maps.WcsNDMap`
+
+        Examples
+        --------
+        >>> result = gpumask.ExcessMapEstimator("0.4 deg").run(dataset)   # doctest: +SKIP
+        >>> result.to_gammapy()["sqrt_ts"].plot(add_cbar=True)             # doctest: +SKIP
+        """
+        return {name: m.to_gammapy() for name, m in self._maps.items()}
 
     def __repr__(self):
         geom = self.geom
@@ -207,7 +223,7 @@ class ExcessMapEstimator:
 
     def estimate_kernel(self, geom) -> np.ndarray:
         """The 0/1 correlation disk for ``geom`` (``r_px = r / mean |cdelt|``)."""
-        return disk_kernel(f"{self._radius} deg", geom=geom)
+        return disk_kernel(f"{self._radius} deg", geom=as_geom(geom))
 
     def __repr__(self):
         return (
@@ -260,11 +276,7 @@ class ExcessMapEstimator:
     def _prepare(self, dataset) -> "_Pending":
         """The planes to convolve for ``dataset`` and how to finish from their
         convolution."""
-        if not isinstance(dataset, MapDataset):
-            raise TypeError(
-                f"dataset must be a gpumask MapDataset or MapDatasetOnOff (see gpumask.read_dataset), "
-                f"got {type(dataset).__name__}"
-            )
+        dataset = as_dataset(dataset)
         geom = dataset.counts.geom
         groups, out_geom = _energy_groups(geom, self.energy_edges)
         be = dataset.backend
@@ -426,8 +438,9 @@ def excess_map(
     keywords (``n_sigma``, ``selection_optional``, ``energy_edges``, ...) as in
     :class:`ExcessMapEstimator`.
     """
-    if not isinstance(counts, Map):
-        raise TypeError(f"counts must be a Map, got {type(counts).__name__}")
+    counts = as_map(counts, "counts")
+    mask_safe = None if mask_safe is None else as_map(mask_safe, "mask_safe", backend=counts.backend)
+    mask_fit = None if mask_fit is None else as_map(mask_fit, "mask_fit", backend=counts.backend)
     onoff = counts_off is not None or alpha is not None or acceptance_off is not None
     if onoff and background is not None:
         raise ValueError("give either background (known background, Cash) or counts_off and alpha/acceptances (on/off), not both")
@@ -462,8 +475,8 @@ def excess_map(
 
 def _as_map(value, like, name):
     """A Map on ``like``'s geometry from a Map, an array or a scalar."""
-    if isinstance(value, Map):
-        return value
+    if isinstance(value, Map) or is_gammapy_object(value):
+        return as_map(value, name, backend=like.backend)
     xp = like.backend.xp
     data = value if hasattr(value, "__cuda_array_interface__") else like.backend.asarray(value)
     if data.ndim == 0:

@@ -502,8 +502,11 @@ def test_bad_input(backend, gp):
     with pytest.raises(TypeError, match="boolean gpumask Map .* got ndarray"):
         RingBackgroundEstimator("0.1 deg", "0.1 deg", exclusion_mask=np.ones((30, 40), bool))
     est = RingBackgroundEstimator("0.1 deg", "0.1 deg")
-    with pytest.raises(TypeError, match="needs a gpumask MapDataset .* got MapDataset"):
+    # a gammapy dataset is converted (issue 17); without background it is refused as ours
+    with pytest.raises(ValueError, match="needs a dataset with a background"):
         est.run(gp[0].MapDataset(counts=gp[2].Map.create(npix=5)))
+    with pytest.raises(TypeError, match="needs a gpumask MapDataset .* got dict"):
+        est.run({"counts": ds.counts})
     onoff = MapDatasetOnOff(ds.counts, counts_off=ds.counts, acceptance=ds.background, acceptance_off=ds.background)
     with pytest.raises(TypeError, match="got MapDatasetOnOff"):
         est.run(onoff)

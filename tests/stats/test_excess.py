@@ -313,8 +313,13 @@ def test_result_container_and_kernel(gammapy_est):
 
 def test_bad_input(gammapy_est):
     ours, theirs = _cash_pair(gammapy_est, 0, "none")
-    with pytest.raises(TypeError, match="read_dataset"):
-        ExcessMapEstimator().run(theirs)
+    # a gammapy dataset is converted at the boundary (issue 17): same maps as ours
+    from_gammapy = ExcessMapEstimator().run(theirs)
+    np.testing.assert_array_equal(
+        gpumask.to_host(from_gammapy["sqrt_ts"].data), gpumask.to_host(ExcessMapEstimator().run(ours)["sqrt_ts"].data)
+    )
+    with pytest.raises(TypeError, match=r"dataset must be a gpumask or gammapy MapDataset.*got dict"):
+        ExcessMapEstimator().run({"counts": ours.counts})
     with pytest.raises(ValueError, match="selection_optional"):
         ExcessMapEstimator(selection_optional=["sensitivity"])
     with pytest.raises(ValueError, match="correlation_radius"):
