@@ -133,8 +133,28 @@ def _check_use_fft(use_fft):
 
 
 def _parse_width(width):
-    """``(value, "px")`` or ``(value_deg, "deg")`` from a number, str or Quantity."""
-    return _parse_amount(width, "width", u.deg, "an angle", "'0.1 deg'", (u.dimensionless_unscaled, u.pix))
+    """``((lon, lat), "px")`` or ``((lon_deg, lat_deg), "deg")`` from a number, str or
+    Quantity (the same width both ways) or a (lon, lat) pair of them, as gammapy takes."""
+    pair = None
+    if isinstance(width, (tuple, list)):
+        pair = list(width)
+    elif isinstance(width, u.Quantity) and width.ndim == 1:
+        pair = list(width)
+    elif isinstance(width, np.ndarray) and width.ndim == 1:
+        pair = [float(v) for v in width]
+    if pair is None:
+        value, unit = _parse_one_width(width, "width")
+        return (value, value), unit
+    if len(pair) != 2:
+        raise ValueError(f"width must be one value or a (lon, lat) pair, got {len(pair)} values: {width!r}")
+    (vx, ux), (vy, uy) = (_parse_one_width(w, f"width[{i}]") for i, w in enumerate(pair))
+    if ux != uy:
+        raise ValueError(f"width {width!r} mixes pixels and angles; give both as angles or both as pixels")
+    return (vx, vy), ux
+
+
+def _parse_one_width(width, name):
+    return _parse_amount(width, name, u.deg, "an angle", "'0.1 deg'", (u.dimensionless_unscaled, u.pix))
 
 
 # ----------------------------------------------------------------------------- footprints
@@ -224,7 +244,7 @@ class _Footprint:
 
 def _make_footprint(width, kernel, geom, gammapy_rounding, func):
     kernel = _check_kernel(kernel)
-    value, unit = _parse_width(width)
+    (value_x, value_y), unit = _parse_width(width)
     if unit == "deg":
         if geom is None:
             raise ValueError(
@@ -238,10 +258,9 @@ def _make_footprint(width, kernel, geom, gammapy_rounding, func):
     if gammapy_rounding:
         # gammapy 2.1 WcsGeom.binary_structure: width / pixel_scales, round_up_to_odd.
         if unit == "deg":
-            px = (u.Quantity(width) / geom.pixel_scales).to_value("")
-            wx, wy = float(px[0]), float(px[1])
+            wx, wy = value_x / sx, value_y / sy
         else:
-            wx = wy = value
+            wx, wy = value_x, value_y
         wx, wy = min(wx, _MAX_PX), min(wy, _MAX_PX)
         if kernel == "disk":
             r = _round_up_to_odd(wx)  # lon width only, square-pixel disk (as gammapy)
@@ -251,14 +270,18 @@ def _make_footprint(width, kernel, geom, gammapy_rounding, func):
         return _Footprint("box", (_round_up_to_odd(wy) - 1) // 2, (_round_up_to_odd(wx) - 1) // 2)
 
     if unit == "deg":
-        ay = sy / sx
-        if abs(ay - 1.0) <= _REL_TOL:
-            ay = 1.0
-        wx, wy = value / sx, value / sy
+        wx, wy = value_x / sx, value_y / sy
     else:
-        ay, wx, wy = 1.0, value, value
+        wx, wy = value_x, value_y
     wx, wy = min(wx, _MAX_PX), min(wy, _MAX_PX)
     if kernel == "disk":
+        if wx == 0 or wy == 0:
+            # a zero semi-axis: the ellipse degenerates to a segment along the other axis
+            return _Footprint("box", int(math.floor(_snap(wy))), int(math.floor(_snap(wx))))
+        # an ellipse of semi-axes wx, wy pixels: (i wx / wy)^2 + j^2 <= wx^2
+        ay = wx / wy
+        if abs(ay - 1.0) <= _REL_TOL:
+            ay = 1.0
         return _Footprint.disk(wx, ay)
     # box: pixel centres with |dx| <= width / 2 and |dy| <= width / 2 (an odd side)
     return _Footprint("box", int(math.floor(_snap(wy / 2))), int(math.floor(_snap(wx / 2))))
@@ -460,7 +483,7 @@ def _check_method(method):
     return None if method == "auto" else method
 
 
-_WIDTH_DOC = """width : float, str or `~astropy.units.Quantity`
+_WIDTH_DOC = """width : float, str, `~astropy.units.Quantity` or a (lon, lat) pair of them
         A number is a number of pixels; an angle (``"0.1 deg"``, Quantity) is
         converted with the map's pixel scales (lon for x, lat for y; raw arrays
         take pixels only).  ``kernel="disk"``: the radius; the footprint holds the
@@ -468,7 +491,11 @@ _WIDTH_DOC = """width : float, str or `~astropy.units.Quantity`
         (inclusive edge; ``r^2`` in pixels within 1e-9 of an integer counts as
         that integer, so 0.1 deg at 0.02 deg/px is exactly the r = 5 disk).
         ``kernel="box"``: the full side; pixel centres with ``|dx|, |dy| <=
-        width / 2``, a box of odd side.
+        width / 2``, a box of odd side.  A pair ``(w_lon, w_lat)`` (tuple or a
+        Quantity of two values, as gammapy takes) gives different widths along
+        lon (x) and lat (y): the disk becomes the ellipse ``(i sy / w_lat)^2 +
+        (j sx / w_lon)^2 <= 1``, the box a rectangle.  (gammapy 2.1 uses only
+        ``w_lon`` for a disk and swaps the sides of a box.)
     kernel : {"disk", "box"}
     gammapy_rounding : bool
         Use gammapy 2.1's footprint: the radius (disk) or side (box) in pixels is
