@@ -41,10 +41,11 @@ from .sky import (
     WcsNDMap,
     read_dataset,
     read_map,
+    reproject_to_geom,
     write_map,
 )
 from .catalog import CatalogReadError, SourceCatalog
-from .stats import ExcessMapEstimator, ExcessMaps, excess_map
+from .stats import ExcessMapEstimator, ExcessMaps, excess_map, smooth
 from .masks import (
     binary_dilate,
     binary_erode,
@@ -109,7 +110,9 @@ __all__ = [
     "read_dataset",
     "read_map",
     "remove_small_regions",
+    "reproject_to_geom",
     "RingBackgroundEstimator",
+    "smooth",
     "to_device",
     "to_host",
     "use_backend",

@@ -10,17 +10,22 @@ May import: the device layer (``gpumask.backend``, ``gpumask._kernels``,
 gammapy-style convenience methods (``WcsGeom.region_mask``, ``Map.binary_erode``,
 ``Map.convolve``, ...) import :mod:`gpumask.masks` and :mod:`gpumask.stats` when
 called, and say so.
+
+gammapy objects cross with :mod:`~gpumask.sky.bridge` (``from_gammapy`` /
+``to_gammapy``); gammapy is optional and imported only to build gammapy objects.
 """
 
-from .axes import MapAxis
+from .axes import MapAxes, MapAxis
 from .datasets import MapDataset, MapDatasetOnOff, read_dataset
 from .geom import WcsGeom
 from .io import FitsReadError, read_map, write_map
 from .maps import Map, WcsNDMap
+from .reproject import reproject_to_geom
 
 __all__ = [
     "FitsReadError",
     "Map",
+    "MapAxes",
     "MapAxis",
     "MapDataset",
     "MapDatasetOnOff",
@@ -28,5 +33,6 @@ __all__ = [
     "WcsNDMap",
     "read_dataset",
     "read_map",
+    "reproject_to_geom",
     "write_map",
 ]
