@@ -209,18 +209,25 @@ def test_map_constructors_and_operators_take_gammapy_objects(gmaps, backend, rng
 
 
 @pytest.mark.data
-def test_tutorial_regions_and_catalog_cells_with_gammapy_objects(gmaps, data_dir):
+@pytest.mark.parametrize("field", ["crab", "gc"])
+def test_tutorial_regions_and_catalog_cells_with_gammapy_objects(field, gmaps, data_dir):
     """"Creating exclusion masks", with gammapy's geometry handed to gpumask: the
-    masks equal gammapy's (pixel method) pixel for pixel."""
+    masks equal gammapy's (pixel method) pixel for pixel, on the tutorial's Crab
+    field and on the Galactic-centre field of the GC dataset."""
     regions_mod = pytest.importorskip("regions")
     from gammapy.catalog import SourceCatalog3FHL
 
     def make_region(text):  # gammapy 2.1 dropped gammapy.utils.regions.make_region
         return regions_mod.Regions.parse(text, format="ds9")[0]
 
-    position = SkyCoord(83.633083, 22.0145, unit="deg", frame="icrs")
-    geom = gmaps.WcsGeom.create(skydir=position, width="5 deg", binsz=0.02, frame="galactic")
-    regions = [make_region("galactic;box(185,-4,1.0,0.5, 45)"), make_region("icrs;circle(83.633083, 22.0145, 0.3)")]
+    if field == "crab":
+        position = SkyCoord(83.633083, 22.0145, unit="deg", frame="icrs")
+        geom = gmaps.WcsGeom.create(skydir=position, width="5 deg", binsz=0.02, frame="galactic")
+        regions = [make_region("galactic;box(185,-4,1.0,0.5, 45)"), make_region("icrs;circle(83.633083, 22.0145, 0.3)")]
+    else:
+        counts = gmaps.Map.read(data_dir / "fermi-3fhl-gc" / "fermi-3fhl-gc.fits.gz", hdu="COUNTS")
+        geom = counts.geom.to_image()
+        regions = [make_region("galactic;box(0.5,0.2,1.0,0.4, 30)"), make_region("icrs;circle(266.415, -29.006, 0.3)")]
     want = geom.region_mask(regions, inside=False)  # gammapy 2.1 returns the mask Map
     mask_map = gpumask.Map.from_geom(geom, data=gpumask.masks.regions.region_mask(
         geom, regions, inside=False, method="pixel", backend="numpy").data)
