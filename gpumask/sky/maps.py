@@ -356,16 +356,11 @@ class Map(MapSamplingMixin, MapResampleMixin):
                 f"projection {self._geom.projection!r} of the source map has no device implementation; "
                 "resample on numpy (map.to_backend('numpy'))"
             )
+        from .reproject import _nearest  # noqa: PLC0415 - reproject imports this module
+
         lon, lat = geom.get_coord(frame=self._geom.frame, backend=be)
         x, y = self._geom.coord_to_pix((lon, lat))
-        nx, ny = self._geom.npix
-        with np.errstate(invalid="ignore"):
-            ix = xp.floor(x + 0.5)
-            iy = xp.floor(y + 0.5)
-            inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-        ix = xp.where(inside, ix, 0).astype(np.int64)
-        iy = xp.where(inside, iy, 0).astype(np.int64)
-        values = self._data[..., iy, ix]
+        values, inside = _nearest(self._data, x, y, xp)
         data = xp.where(inside, values, xp.asarray(fill_value, dtype=self.dtype))
         out_geom = geom.to_image().to_cube(self._geom.axes) if self._geom.axes else geom.to_image()
         return self._new(data, geom=out_geom)
