@@ -607,6 +607,9 @@ class WcsGeom(GeomToolsMixin):
 
     # ------------------------------------------------------------------ comparison
     def is_allclose(self, other, rtol_axes=1e-6, atol_axes=1e-6, rtol_wcs=1e-6) -> bool:
+        """Same shape, axes (within ``rtol_axes``/``atol_axes``) and WCS (within
+        ``rtol_wcs``), as gammapy's; a gammapy ``WcsGeom`` is compared as converted."""
+        other = _as_wcs_geom(other)
         if not isinstance(other, WcsGeom):
             return False
         if self is other:
@@ -618,6 +621,7 @@ class WcsGeom(GeomToolsMixin):
         return bool(self._wcs.wcs.compare(other._wcs.wcs, cmp=1, tolerance=rtol_wcs))
 
     def __eq__(self, other):
+        other = _as_wcs_geom(other)
         if not isinstance(other, WcsGeom):
             return NotImplemented
         return self.is_allclose(other)
@@ -642,6 +646,16 @@ class WcsGeom(GeomToolsMixin):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _as_wcs_geom(other):
+    """``other``, converted when it is a gammapy ``WcsGeom`` (so that ``==`` works across)."""
+    if not isinstance(other, WcsGeom) and type(other).__name__ == "WcsGeom":
+        from .bridge import geom_from_gammapy, is_gammapy_object  # noqa: PLC0415 - bridge imports this module
+
+        if is_gammapy_object(other):
+            return geom_from_gammapy(other)
+    return other
 
 
 def _parse_npix(npix) -> tuple[int, int]:

@@ -117,6 +117,7 @@ def test_geom_and_axis_round_trip_from_gpumask(seed, gammapy_maps):
     assert ggeom.data_shape == geom.data_shape
     back = gpumask.WcsGeom.from_gammapy(ggeom)
     assert back == geom
+    assert geom == ggeom and ggeom != gpumask.WcsGeom.create(npix=1)  # == across the libraries
     assert back.to_header() == geom.to_header()
     for ax in axes:
         gax = ax.to_gammapy()
