@@ -34,6 +34,19 @@ def _angular_distance(xp, lon, lat, lon0, lat0):
     return xp.rad2deg(xp.arctan2(xp.hypot(num1, num2), denom))
 
 
+def _quad_solid_angle(xp, lon, lat):
+    """Solid angles of the quadrilaterals of a ``(m + 1, n + 1)`` grid of corners
+    (lon, lat in deg): two spherical triangles each, shape ``(m, n)``."""
+    lon, lat = xp.deg2rad(lon), xp.deg2rad(lat)
+    clat = xp.cos(lat)
+    vec = (clat * xp.cos(lon), clat * xp.sin(lon), xp.sin(lat))
+    a = tuple(v[:-1, :-1] for v in vec)
+    b = tuple(v[:-1, 1:] for v in vec)
+    c = tuple(v[1:, 1:] for v in vec)
+    d = tuple(v[1:, :-1] for v in vec)
+    return _triangle_area(xp, a, b, c) + _triangle_area(xp, a, c, d)
+
+
 def _triangle_area(xp, a, b, c):
     """Solid angle of the spherical triangle with unit-vector corners a, b, c
     (Van Oosterom & Strackee)."""

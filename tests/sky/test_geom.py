@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 
+import warnings
+
 import numpy as np
 import pytest
 from astropy import units as u
@@ -1079,3 +1081,27 @@ def test_get_coord_other_frame_matches_astropy(backend, kwargs, mode):
     # same frame spelled explicitly gives the plain coordinates
     lon_same, lat_same = geom.get_coord(mode=mode, frame=geom.frame, backend=backend)
     assert _sky_diff_deg(to_host(lon_same), to_host(lat_same), ref_lon, ref_lat) < COORD_TOL_DEG
+
+
+@pytest.mark.parametrize("proj", ["CAR", "TAN", "AIT", "CSC"])  # CSC: astropy on the host
+def test_solid_angle_blocks_equal_one_pass(backend, proj, monkeypatch):
+    """Blocks of rows (a few rows each here) give the very same solid angles as one
+    pass over the whole corner grid (the computation before blocking), NaN included."""
+    from gpumask.sky import geom as geom_module
+    from gpumask.sky._sphere import _quad_solid_angle
+
+    if proj == "AIT":  # all sky: corners off the projection are NaN
+        geom = WcsGeom.create(npix=(125, 62), binsz=3.0, proj=proj, frame="galactic")
+    else:
+        geom = WcsGeom.create(npix=(37, 29), binsz=3.0, proj=proj, frame="galactic", skydir=(30.0, 40.0))
+    if proj == "CSC":
+        assert not geom.device_projection
+    lon, lat = geom.get_coord(mode="edges", backend="numpy")
+    want = _quad_solid_angle(np, lon, lat)
+    monkeypatch.setitem(geom_module.SOLID_ANGLE_BLOCK, backend.name, 100)  # 2 rows of 38 corners
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = geom.solid_angle(backend=backend)
+    assert backend_of(got).name == backend.name
+    np.testing.assert_allclose(to_host(got), want, rtol=1e-13, equal_nan=True)
+    assert np.isnan(want).any() == (proj == "AIT")
