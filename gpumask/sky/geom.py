@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
-import re
 import warnings
 
 import numpy as np
@@ -43,24 +41,25 @@ from ..errors import HostFallbackWarning
 from ._geom_tools import GeomToolsMixin, align_arrays, parse_coords
 from .axes import MapAxes, MapAxis, axes_from_bands_hdu, axes_header
 from ._sphere import _angular_distance, _quad_solid_angle, _rotate_lonlat
+from ._wcs_checks import (  # noqa: F401 - MIN/MAX_PIXEL_SIZE_DEG are part of this module's API
+    MAX_PIXEL_SIZE_DEG,
+    MIN_PIXEL_SIZE_DEG,
+    _celestial_header,
+    _check_header_numbers,
+    _check_pixel_scales,
+    _check_wcs_numbers,
+    _finite_real,
+    _is_real,
+    _parse_wcsshape,
+)
 from .projections import WcsParams, pix2world, pixel_grid_world, world2pix
 
 __all__ = ["WcsGeom", "frame_rotation_matrix"]
 
-#: Accepted pixel sizes in deg.  Below 1e-10 deg (0.36 micro-arcsec) neighbouring
-#: pixel centres are no longer told apart by float64 sky coordinates (the spacing of
-#: doubles near 360 deg is 6e-14 deg); above 360 deg one pixel is larger than the sky.
-MIN_PIXEL_SIZE_DEG = 1e-10
-MAX_PIXEL_SIZE_DEG = 360.0
 #: Most pixels along one image axis: the device kernels index pixels with 32-bit ints.
 MAX_NPIX = 2**31 - 1
 #: Pixel corners per block of :meth:`WcsGeom.solid_angle`, per backend.
 SOLID_ANGLE_BLOCK = {"numpy": 1 << 18, "cupy": 1 << 24}
-
-# Header keywords of the celestial WCS that must hold finite numbers.
-_WCS_NUMERIC_KEYS = re.compile(
-    r"(CRVAL[12]|CRPIX[12]|CDELT[12]|CROTA[12]|CD[12]_[12]|PC[12]_[12]|PV[12]_\d+|LONPOLE|LATPOLE)"
-)
 
 _FRAME_ALIASES = {"icrs": "icrs", "galactic": "galactic", "fk5": "fk5", "gal": "galactic"}
 
@@ -142,10 +141,7 @@ class WcsGeom(GeomToolsMixin):
         self._wcs = wcs
         self._npix = (nx, ny)
         self._wcs.array_shape = (ny, nx)
-        axes = list(axes or [])
-        for ax in axes:
-            if not isinstance(ax, MapAxis):
-                raise TypeError(f"axes must be MapAxis objects, got {type(ax).__name__}")
+        axes = [ax if isinstance(ax, MapAxis) else _as_axis(ax) for ax in (axes or [])]
         names = [ax.name for ax in axes]
         if len(set(names)) != len(names):
             raise ValueError(f"axis names must be unique, got {names}")
@@ -658,6 +654,15 @@ class WcsGeom(GeomToolsMixin):
 # ---------------------------------------------------------------------- helpers
 
 
+def _as_axis(ax):
+    """A gammapy ``MapAxis`` converted (counted nothing: axes live on the host)."""
+    from .bridge import axis_from_gammapy, is_gammapy_object  # noqa: PLC0415 - bridge imports this module
+
+    if is_gammapy_object(ax):
+        return axis_from_gammapy(ax)
+    raise TypeError(f"axes must be MapAxis objects, got {type(ax).__name__}")
+
+
 def _as_wcs_geom(other):
     """``other``, converted when it is a gammapy ``WcsGeom`` (so that ``==`` works across)."""
     if not isinstance(other, WcsGeom) and type(other).__name__ == "WcsGeom":
@@ -689,122 +694,6 @@ def _parse_npix(npix) -> tuple[int, int]:
             raise ValueError(f"npix {npix!r} exceeds {MAX_NPIX} pixels along an axis")
         out.append(int(value))
     return tuple(out)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _finite_real(value) -> bool:
-    """A real number (not a bool) that is finite as a float (a huge int is not)."""
-    if not _is_real(value):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
-
-
-_INDEXED_KEY = re.compile(r"(?:CTYPE|CUNIT|CRVAL|CRPIX|CDELT|CROTA|CRDER|CSYER|CNAME)(\d+)[A-Z]?")
-_MATRIX_KEY = re.compile(r"(?:PC|CD|PV|PS)(\d+)_(\d+)[A-Z]?")
-
-
-def _celestial_header(header) -> fits.Header:
-    """The header's WCS keywords of pixel axes 1 and 2 only, with ``WCSAXES = 2``.
-
-    wcslib sizes its work by the largest axis index it sees (``WCSAXES`` or a
-    ``CTYPE7408`` card) and then spends time cubic in it: a hostile
-    ``WCSAXES = 7408`` took minutes.  The celestial axes are all a map needs
-    (the others come from the bands table).
-    """
-    out = fits.Header()
-    for card in header.cards:
-        key = card.keyword
-        if key in ("WCSAXES", "NAXIS") or key.startswith("NAXIS") or key in ("", "COMMENT", "HISTORY"):
-            continue
-        indexed = _INDEXED_KEY.fullmatch(key)
-        if indexed and int(indexed.group(1)) not in (1, 2):
-            continue
-        matrix = _MATRIX_KEY.fullmatch(key)
-        if matrix and (int(matrix.group(1)) not in (1, 2)
-                       or (key.startswith(("PC", "CD")) and int(matrix.group(2)) not in (1, 2))):
-            continue
-        if matrix is None and indexed is None and re.search(r"\d{3,}", key):
-            continue  # other indexed keywords with absurd indices (e.g. ``PROJP999``)
-        out.append(card)
-    out.insert(0, ("WCSAXES", 2))
-    out.insert(0, ("NAXIS2", header.get("NAXIS2", 1) if _is_real(header.get("NAXIS2")) else 1))
-    out.insert(0, ("NAXIS1", header.get("NAXIS1", 1) if _is_real(header.get("NAXIS1")) else 1))
-    out.insert(0, ("NAXIS", 2))
-    return out
-
-
-def _check_header_numbers(header):
-    """The celestial WCS keywords of ``header`` hold finite numbers (astropy reads
-    an unparsable or non-numeric ``CDELT1`` as its default, 1 deg, silently) and
-    its type keywords strings."""
-    for key in header.keys():
-        numeric = _WCS_NUMERIC_KEYS.fullmatch(key) is not None
-        if not numeric and key not in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "RADESYS"):
-            continue
-        try:
-            value = header[key]
-        except Exception as exc:  # astropy's VerifyError for an unparsable card
-            raise ValueError(f"card {key} is unparsable ({exc})") from None
-        if not numeric and not isinstance(value, str):
-            raise ValueError(f"{key} = {value!r} is not a string")
-        if numeric and not _finite_real(value):
-            raise ValueError(f"{key} = {value!r} is not a finite number")
-        if key.startswith("CDELT") and value == 0 and "CD1_1" not in header and "CD2_2" not in header:
-            raise ValueError(
-                f"{key} = {value!r}: a pixel size of zero (accepted: pixel sizes from "
-                f"{MIN_PIXEL_SIZE_DEG:g} to {MAX_PIXEL_SIZE_DEG:g} deg)"
-            )
-
-
-def _check_pixel_scales(wcs, header=None):
-    """Pixel sizes (from CDELT, PC or CD) within the accepted range and a pixel
-    area that is not zero."""
-    with np.errstate(all="ignore"):  # inf * 0 in astropy's product: refused below
-        matrix = np.asarray(wcs.pixel_scale_matrix, dtype=float)
-    if header is not None and any(k in header for k in ("CD1_1", "CD1_2", "CD2_1", "CD2_2")):
-        keys = ("CD1_1", "CD1_2", "CD2_1", "CD2_2")
-        source = ", ".join(keys) + " = " + ", ".join(repr(header.get(k, 0.0)) for k in keys)
-    elif header is not None:
-        source = f"CDELT1 = {header.get('CDELT1', 1.0)!r}, CDELT2 = {header.get('CDELT2', 1.0)!r}"
-        if any(k in header for k in ("PC1_1", "PC1_2", "PC2_1", "PC2_2")):
-            source += " with the PC matrix"
-    else:
-        source = f"CDELT {list(wcs.wcs.cdelt)}"
-    accepted = f"accepted: pixel sizes from {MIN_PIXEL_SIZE_DEG:g} to {MAX_PIXEL_SIZE_DEG:g} deg"
-    if not np.all(np.isfinite(matrix)):
-        raise ValueError(f"pixel scale matrix is not finite ({source}); {accepted}")
-    with np.errstate(all="ignore"):
-        scales = np.hypot(matrix[0], matrix[1])  # hypot: no overflow for huge entries
-        for axis, scale in zip(("lon", "lat"), scales):
-            if not MIN_PIXEL_SIZE_DEG <= scale <= MAX_PIXEL_SIZE_DEG:
-                raise ValueError(f"pixel size along {axis} is {scale:g} deg ({source}); {accepted}")
-        det = abs(matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0])
-        if not det >= 1e-6 * scales[0] * scales[1]:
-            raise ValueError(f"pixels have (nearly) zero area: the pixel axes are parallel ({source})")
-
-
-def _check_wcs_numbers(wcs):
-    """The reference point and the pixel scales of a WCS are usable numbers."""
-    for name, values in (("CRVAL", wcs.wcs.crval), ("CRPIX", wcs.wcs.crpix)):
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"{name} must be finite numbers, got {list(values)}")
-    _check_pixel_scales(wcs)
-
-
-def _parse_wcsshape(text) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in str(text).strip().strip("()").split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"invalid WCSSHAPE {text!r}; expected '(nx,ny,...)'") from None
-    if len(values) < 2:
-        raise ValueError(f"invalid WCSSHAPE {text!r}; expected '(nx,ny,...)'")
-    return values
 
 
 def _half_box(width_px: float) -> int:

@@ -281,3 +281,15 @@ def test_from_gammapy_passes_gpumask_objects_through():
     assert bridge.as_map(m) is m
     assert gpumask.Map.from_gammapy(m) is m
     assert gpumask.MapAxis.from_gammapy(gpumask.MapAxis.from_edges([1, 2] * u.TeV)).nbin == 1
+
+
+def test_gammapy_axes_are_taken_where_axes_are(gammapy_maps):
+    """WcsGeom.create(axes=...), to_cube and WcsGeom(...) take gammapy axes too."""
+    gaxis = gammapy_maps.MapAxis.from_energy_bounds("1 TeV", "10 TeV", 3)
+    axis = gpumask.MapAxis.from_gammapy(gaxis)
+    geom = gpumask.WcsGeom.create(npix=(4, 3), axes=[gaxis])
+    assert geom.axes[0] == axis
+    assert gpumask.WcsGeom.create(npix=(4, 3)).to_cube([gaxis]) == geom
+    assert geom == gammapy_maps.WcsGeom.create(npix=(4, 3), axes=[gaxis])
+    with pytest.raises(TypeError, match="axes must be MapAxis objects, got str"):
+        gpumask.WcsGeom.create(npix=3, axes=["energy"])
