@@ -58,6 +58,7 @@ from collections.abc import Mapping
 import numpy as np
 from astropy import units as u
 
+from .._repr import html_table
 from .._utils import parse_angle
 from ..backend import backend_of, common_backend, is_device_array, read_flag, to_host
 from ..masks.morphology import _erode_data, _Footprint
@@ -152,18 +153,32 @@ class KernelBackgroundResult(Mapping):
     def __len__(self):
         return len(self._images)
 
-    def __repr__(self):
+    def _summary(self) -> list[tuple[str, str]]:
         counts = self._images["counts"]
         data = counts.data if isinstance(counts, Map) else counts
         if self._codes is not None:
+            state = [("passes", "not read yet (run with sync=False)")]
+        else:
+            state = [("passes", str(self._n_iter)), ("converged", str(self._converged))]
+            if self._cycle:
+                state.append(("cycle", f"{self._cycle} passes"))
+        return state + [
+            ("images", ", ".join(self._images)),
+            ("shape", str(tuple(data.shape))),
+            ("backend", backend_of(data).name),
+        ]
+
+    def __repr__(self):
+        rows = dict(self._summary())
+        if self._codes is not None:
             state = "passes not read yet"
         else:
-            state = f"{self._n_iter} passes, converged={self._converged}"
-            state += f", cycle of {self._cycle} passes" if self._cycle else ""
-        return (
-            f"KernelBackgroundResult({state}; images {list(self._images)}, "
-            f"shape {tuple(data.shape)}, backend {backend_of(data).name})"
-        )
+            state = f"{rows['passes']} passes, converged={rows['converged']}"
+            state += f", cycle of {rows['cycle']}" if "cycle" in rows else ""
+        return f"KernelBackgroundResult({state}; images {list(self._images)}, shape {rows['shape']}, backend {rows['backend']})"
+
+    def _repr_html_(self):
+        return html_table("gpumask KernelBackgroundResult", self._summary())
 
 
 def _host_kernel(kernel, name):
@@ -255,18 +270,26 @@ class KernelBackgroundEstimator:
         self.dtype = _check_dtype(dtype)
         self.images_stack = []
 
-    def __repr__(self):
+    def _params(self) -> list[tuple[str, str]]:
         src = f"{self._src_radius:g} deg" if self.kernel_src is None else f"array{self.kernel_src.shape}"
         bkg = (
             f"ring({self._ring[0]:g} deg, {self._ring[1]:g} deg)"
             if self.kernel_bkg is None
             else f"array{self.kernel_bkg.shape}"
         )
-        return (
-            f"KernelBackgroundEstimator(kernel_src={src}, kernel_bkg={bkg}, "
-            f"significance_threshold={self.significance_threshold:g}, "
-            f"mask_dilation_radius={self.mask_dilation_radius:g} deg, keep_record={self.keep_record})"
-        )
+        return [
+            ("kernel_src", src),
+            ("kernel_bkg", bkg),
+            ("significance_threshold", f"{self.significance_threshold:g}"),
+            ("mask_dilation_radius", f"{self.mask_dilation_radius:g} deg"),
+            ("keep_record", str(self.keep_record)),
+        ]
+
+    def __repr__(self):
+        return "KernelBackgroundEstimator(" + ", ".join(f"{k}={v}" for k, v in self._params()) + ")"
+
+    def _repr_html_(self):
+        return html_table("gpumask KernelBackgroundEstimator", self._params())
 
     # ------------------------------------------------------------------ kernels
     def kernels(self, pixel_size=1.0):

@@ -75,6 +75,7 @@ import numbers
 
 import numpy as np
 
+from .._repr import html_table
 from .._utils import parse_angle
 from ..backend import common_backend, memory_available
 from ..sky.bridge import as_dataset, as_geom, as_map, is_gammapy_object
@@ -115,9 +116,15 @@ class RingBackgroundEstimator:
         self.exclusion_mask = _check_mask(exclusion_mask)
         self.dtype = _check_dtype(dtype)
 
+    def _params(self) -> list[tuple[str, str]]:
+        return [("r_in", f"{self.r_in:g} deg"), ("width", f"{self.width:g} deg"),
+                ("exclusion_mask", _mask_label(self.exclusion_mask))]
+
     def __repr__(self):
-        mask = self.exclusion_mask is not None
-        return f"{type(self).__name__}(r_in={self.r_in:g} deg, width={self.width:g} deg, exclusion_mask={mask})"
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v}" for k, v in self._params()) + ")"
+
+    def _repr_html_(self):
+        return html_table(f"gpumask {type(self).__name__}", self._params())
 
     def kernel(self, geom) -> np.ndarray:
         """The 0/1 ring for ``geom`` (pixels = angle / ``geom.pixel_scales[0]``).
@@ -254,12 +261,19 @@ class AdaptiveRingBackgroundEstimator:
         self.exclusion_mask = _check_mask(exclusion_mask)
         self.dtype = _check_dtype(dtype)
 
+    def _params(self) -> list[tuple[str, str]]:
+        return [
+            ("r_in", f"{self.r_in:g} deg"), ("r_out_max", f"{self.r_out_max:g} deg"),
+            ("width", f"{self.width:g} deg"), ("stepsize", f"{self.stepsize:g} deg"),
+            ("threshold_alpha", f"{self.threshold_alpha:g}"), ("theta", f"{self.theta:g} deg"),
+            ("method", repr(self.method)), ("exclusion_mask", _mask_label(self.exclusion_mask)),
+        ]
+
     def __repr__(self):
-        return (
-            f"{type(self).__name__}(r_in={self.r_in:g} deg, r_out_max={self.r_out_max:g} deg, "
-            f"width={self.width:g} deg, stepsize={self.stepsize:g} deg, threshold_alpha={self.threshold_alpha:g}, "
-            f"theta={self.theta:g} deg, method={self.method!r}, exclusion_mask={self.exclusion_mask is not None})"
-        )
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v}" for k, v in self._params()) + ")"
+
+    def _repr_html_(self):
+        return html_table(f"gpumask {type(self).__name__}", self._params())
 
     def kernels(self, geom) -> list:
         """The rings in the order they are tried, as gammapy lists them.
@@ -381,6 +395,13 @@ def _check_mask(mask):
             "convert it explicitly, e.g. mask > 0.5"
         )
     return mask
+
+
+def _mask_label(mask) -> str:
+    """What a repr says of an exclusion mask (no data read: None or its shape)."""
+    if mask is None:
+        return "None"
+    return f"Map{tuple(mask.geom.npix) + tuple(ax.nbin for ax in mask.geom.axes)} ({mask.backend.name})"
 
 
 def _converted(dataset, exclusion_mask):

@@ -113,6 +113,7 @@ from ._formats import (
     _strings,
 )
 from .shapes import to_regions
+from .._repr import html_table
 from .._utils import expand_user
 
 __all__ = ["CatalogReadError", "FORMATS", "MORPHOLOGY_TYPES", "SourceCatalog", "load"]
@@ -305,11 +306,27 @@ class SourceCatalog:
         :func:`gpumask.catalog.shapes.source_shapes` for the rules."""
         return to_regions(self, radius=radius, psf=psf, scale=scale, min_radius=min_radius)
 
-    def __repr__(self):
+    def _morphology_counts(self) -> str:
         types = np.asarray(self._morphology["type"], dtype=str)
         counts = ", ".join(f"{t}: {np.count_nonzero(types == t)}"
                            for t in MORPHOLOGY_TYPES if np.any(types == t))
-        return f"SourceCatalog(name={self._name!r}, sources={len(self)}; {counts or 'empty'})"
+        return counts or "empty"
+
+    def __repr__(self):
+        return f"SourceCatalog(name={self._name!r}, sources={len(self)}; {self._morphology_counts()})"
+
+    def _repr_html_(self):
+        names = [str(n) for n in self._names[:5]]
+        more = f", ... ({len(self) - 5} more)" if len(self) > 5 else ""
+        rows = [
+            ("name", self._name),
+            ("sources", str(len(self))),
+            ("morphology", self._morphology_counts()),
+            ("first sources", ", ".join(names) + more if names else "-"),
+            ("columns", f"{len(self._table.colnames)} ({', '.join(self._table.colnames[:6])}"
+                        f"{', ...' if len(self._table.colnames) > 6 else ''})"),
+        ]
+        return html_table("gpumask SourceCatalog", rows)
 
     __str__ = __repr__
 

@@ -26,6 +26,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
 
+from .._repr import html_table
 from ..backend import backend_of, device_constant, is_device_array
 
 __all__ = ["MapAxis", "MapAxes", "axes_header", "axes_to_bands_hdu", "axes_from_bands_hdu"]
@@ -498,6 +499,20 @@ class MapAxis:
             f"MapAxis(name={self._name!r}, nbin={self.nbin}, node_type={self._node_type!r}, "
             f"interp={self._interp!r}, range=[{lo.value:.4g}, {hi.value:.4g}] {self._unit})"
         )
+
+    def _repr_html_(self):
+        edges = self.edges.value
+        shown = ", ".join(f"{v:.4g}" for v in edges) if edges.size <= 12 else (
+            ", ".join(f"{v:.4g}" for v in edges[:5]) + ", ..., " + ", ".join(f"{v:.4g}" for v in edges[-5:]))
+        rows = [
+            ("name", self._name or "''"),
+            ("nbin", str(self.nbin)),
+            ("node type", self._node_type),
+            ("interp", self._interp),
+            ("unit", self._unit.to_string() or "''"),
+            ("edges", shown),
+        ]
+        return html_table("gpumask MapAxis", rows)
 
 
 def _interp_extrap(x, xp_, fp_, xp=np):

@@ -11,6 +11,7 @@ ACCEPTANCE_OFF) reads as :class:`MapDatasetOnOff`.
 from __future__ import annotations
 
 
+from .._repr import html_table
 from ..backend import common_backend
 from .bridge import as_map, is_gammapy_object, qualified_name
 from .io import FitsReadError, map_from_hdulist, open_fits
@@ -132,12 +133,28 @@ class MapDataset:
 
         return dataset_to_gammapy(self)
 
-    def __repr__(self):
-        lines = [f"{type(self).__name__} {self.name!r} (backend {self.backend.name})"]
+    def _summary(self) -> list[tuple[str, str]]:
+        rows = []
         for key, m in self.maps.items():
             shape = tuple(m.geom.npix) + tuple(ax.nbin for ax in m.geom.axes)
-            lines.append(f"  {key:<11s}: shape {shape}, dtype {m.dtype}, unit {m.unit.to_string() or '-'}")
+            rows.append((key, f"shape {shape}, dtype {m.dtype}, unit {m.unit.to_string() or '-'}"))
+        return rows
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} {self.name!r} (backend {self.backend.name}, stat_type {self.stat_type})"]
+        lines += [f"  {key:<14s}: {value}" for key, value in self._summary()]
         return "\n".join(lines)
+
+    def _repr_html_(self):
+        geom = self.counts.geom
+        head = [
+            ("name", repr(self.name)),
+            ("stat_type", self.stat_type),
+            ("backend", self.backend.name),
+            ("axes", ", ".join(geom.axes_names)),
+            ("frame / projection", f"{geom.frame} / {geom.projection}"),
+        ]
+        return html_table(f"gpumask {type(self).__name__}", head + self._summary())
 
 
 class MapDatasetOnOff(MapDataset):

@@ -35,6 +35,7 @@ from astropy.nddata import Cutout2D
 from astropy.wcs import WCS
 from astropy.wcs.utils import celestial_frame_to_wcs, proj_plane_pixel_scales, wcs_to_celestial_frame
 
+from .._repr import html_table, text_block
 from .._utils import parse_angle, parse_angle_pair
 from ..backend import backend_of, get_backend, is_device_array, resolve_backend, to_device, to_host
 from ..errors import HostFallbackWarning
@@ -634,21 +635,28 @@ class WcsGeom(GeomToolsMixin):
 
     __hash__ = None
 
-    def __repr__(self):
+    def _summary(self) -> list[tuple[str, str]]:
         lon, lat = self._wcs.wcs.crval
         center = self.center_skydir.transform_to(self.frame).spherical
         wx, wy = self.width.to_value(u.deg)
-        return (
-            "WcsGeom\n\n"
-            f"\taxes       : {self.axes_names}\n"
-            f"\tshape      : {tuple(self._npix) + tuple(ax.nbin for ax in self._axes)}\n"
-            f"\tndim       : {self.ndim}\n"
-            f"\tframe      : {self.frame}\n"
-            f"\tprojection : {self.projection}\n"
-            f"\tcenter     : {center.lon.deg:.4f} deg, {center.lat.deg:.4f} deg\n"
-            f"\twidth      : {wx:.4g} deg x {wy:.4g} deg\n"
-            f"\twcs ref    : {lon:.4f} deg, {lat:.4f} deg\n"
-        )
+        sx, sy = self.pixel_scales.deg
+        return [
+            ("axes", str(self.axes_names)),
+            ("shape", str(tuple(self._npix) + tuple(ax.nbin for ax in self._axes))),
+            ("ndim", str(self.ndim)),
+            ("frame", self.frame),
+            ("projection", self.projection),
+            ("center", f"{center.lon.deg:.4f} deg, {center.lat.deg:.4f} deg"),
+            ("width", f"{wx:.4g} deg x {wy:.4g} deg"),
+            ("pixel size", f"{sx:.4g} deg x {sy:.4g} deg"),
+            ("wcs ref", f"{lon:.4f} deg, {lat:.4f} deg"),
+        ]
+
+    def __repr__(self):
+        return text_block("WcsGeom", self._summary())
+
+    def _repr_html_(self):
+        return html_table("gpumask WcsGeom", self._summary())
 
 
 # ---------------------------------------------------------------------- helpers

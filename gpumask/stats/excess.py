@@ -57,6 +57,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .._repr import html_table, text_block
 from .._utils import parse_angle
 from ..backend import common_backend
 from ..sky.axes import MapAxis
@@ -129,18 +130,22 @@ class ExcessMaps(Mapping):
         """
         return {name: m.to_gammapy() for name, m in self._maps.items()}
 
-    def __repr__(self):
+    def _summary(self) -> list[tuple[str, str]]:
         geom = self.geom
         shape = tuple(geom.npix) + tuple(ax.nbin for ax in geom.axes)
         backend = next(iter(self._maps.values())).backend.name
-        lines = [
-            "ExcessMaps",
-            f"  shape      : {shape} ({', '.join(geom.axes_names)})",
-            f"  backend    : {backend}",
-            f"  quantities : {self.available_quantities}",
+        rows = [
+            ("shape", f"{shape} ({', '.join(geom.axes_names)})"),
+            ("backend", backend),
+            ("quantities", ", ".join(self.available_quantities)),
         ]
-        lines += [f"  {k:<11s}: {v}" for k, v in self.meta.items()]
-        return "\n".join(lines)
+        return rows + [(str(k), str(v)) for k, v in self.meta.items()]
+
+    def __repr__(self):
+        return text_block("ExcessMaps", self._summary())
+
+    def _repr_html_(self):
+        return html_table("gpumask ExcessMaps", self._summary())
 
 
 class ExcessMapEstimator:
@@ -225,12 +230,21 @@ class ExcessMapEstimator:
         """The 0/1 correlation disk for ``geom`` (``r_px = r / mean |cdelt|``)."""
         return disk_kernel(f"{self._radius} deg", geom=as_geom(geom))
 
+    def _params(self) -> list[tuple[str, str]]:
+        return [
+            ("correlation_radius", f"{self._radius:g} deg"),
+            ("n_sigma", f"{self.n_sigma:g}"),
+            ("n_sigma_ul", f"{self.n_sigma_ul:g}"),
+            ("selection_optional", str(self.selection_optional)),
+            ("energy_edges", repr(self.energy_edges)),
+            ("correlate_off", str(self.correlate_off)),
+        ]
+
     def __repr__(self):
-        return (
-            f"ExcessMapEstimator(correlation_radius={self._radius:g} deg, n_sigma={self.n_sigma:g}, "
-            f"n_sigma_ul={self.n_sigma_ul:g}, selection_optional={self.selection_optional}, "
-            f"energy_edges={self.energy_edges!r}, correlate_off={self.correlate_off})"
-        )
+        return "ExcessMapEstimator(" + ", ".join(f"{k}={v}" for k, v in self._params()) + ")"
+
+    def _repr_html_(self):
+        return html_table("gpumask ExcessMapEstimator", self._params())
 
     def run(self, dataset) -> ExcessMaps:
         """Estimate the maps for ``dataset`` (:class:`~gpumask.MapDataset` or
