@@ -31,6 +31,7 @@ from .backend import (
 )
 from .errors import GammapyCompatibilityWarning, GpumaskWarning, HostFallbackWarning, NonFiniteInputWarning
 from .info import info
+from ._progress import set_progress
 from .sky import (
     FitsReadError,
     Map,
@@ -112,6 +113,7 @@ __all__ = [
     "remove_small_regions",
     "reproject_to_geom",
     "RingBackgroundEstimator",
+    "set_progress",
     "smooth",
     "to_device",
     "to_host",

@@ -58,6 +58,7 @@ from collections.abc import Mapping
 import numpy as np
 from astropy import units as u
 
+from .._progress import progress_bar
 from .._repr import html_table
 from .._utils import parse_angle
 from ..backend import backend_of, common_backend, is_device_array, read_flag, to_host
@@ -345,40 +346,42 @@ class KernelBackgroundEstimator:
         history = []  # exclusion masks of the passes before the previous one
         codes = xp.zeros(niter_max, dtype=np.int32) if not sync else None
         done = xp.asarray(False)
-        for k in range(1, niter_max + 1):
-            new = problem.step(state)
-            check = k >= niter_min  # before niter_min nothing may stop the run
-            if check:
-                unchanged = xp.all(new.exclusion == state.exclusion)
-                # a mask equal to an earlier pass's (not the previous one) is a cycle
-                repeats = [xp.all(new.exclusion == old) for old in history]
-            if k > 1:
-                history.append(state.exclusion)
-            if sync:
-                state = new
+        with progress_bar(niter_max, "KBE passes", unit="pass") as bar:
+            for k in range(1, niter_max + 1):
+                new = problem.step(state)
+                bar.update()
+                check = k >= niter_min  # before niter_min nothing may stop the run
+                if check:
+                    unchanged = xp.all(new.exclusion == state.exclusion)
+                    # a mask equal to an earlier pass's (not the previous one) is a cycle
+                    repeats = [xp.all(new.exclusion == old) for old in history]
+                if k > 1:
+                    history.append(state.exclusion)
+                if sync:
+                    state = new
+                    if self.keep_record:
+                        self.images_stack.append(problem.output(state))
+                    if not check:
+                        continue
+                    stop = unchanged if not repeats else unchanged | xp.any(xp.stack(repeats))
+                    if read_flag(stop):
+                        if read_flag(unchanged):
+                            return problem.output(state, n_iter=k, converged=True, cycle=0)
+                        last = max(j for j, r in enumerate(repeats) if read_flag(r))
+                        return problem.output(state, n_iter=k, converged=False, cycle=len(repeats) + 1 - last)
+                    continue
+                state = state.where(done, new, xp)
+                if check:
+                    code = xp.where(unchanged, 1, 0).astype(np.int32)
+                    if repeats:
+                        # code 1 + period for a cycle; the latest repeat gives the period
+                        index = xp.arange(len(repeats))
+                        last = xp.max(xp.where(xp.stack(repeats), index, -1))
+                        code = xp.where(unchanged | (last < 0), code, 2 + len(repeats) - last).astype(np.int32)
+                    codes[k - 1] = xp.where(done, 0, code)
+                    done = done | (code > 0)
                 if self.keep_record:
                     self.images_stack.append(problem.output(state))
-                if not check:
-                    continue
-                stop = unchanged if not repeats else unchanged | xp.any(xp.stack(repeats))
-                if read_flag(stop):
-                    if read_flag(unchanged):
-                        return problem.output(state, n_iter=k, converged=True, cycle=0)
-                    last = max(j for j, r in enumerate(repeats) if read_flag(r))
-                    return problem.output(state, n_iter=k, converged=False, cycle=len(repeats) + 1 - last)
-                continue
-            state = state.where(done, new, xp)
-            if check:
-                code = xp.where(unchanged, 1, 0).astype(np.int32)
-                if repeats:
-                    # code 1 + period for a cycle; the latest repeat gives the period
-                    index = xp.arange(len(repeats))
-                    last = xp.max(xp.where(xp.stack(repeats), index, -1))
-                    code = xp.where(unchanged | (last < 0), code, 2 + len(repeats) - last).astype(np.int32)
-                codes[k - 1] = xp.where(done, 0, code)
-                done = done | (code > 0)
-            if self.keep_record:
-                self.images_stack.append(problem.output(state))
         if sync:
             return problem.output(state, n_iter=niter_max, converged=False, cycle=0)
         return problem.output(state, codes=codes)

@@ -75,6 +75,7 @@ import numbers
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._repr import html_table
 from .._utils import parse_angle
 from ..backend import common_backend, memory_available
@@ -340,19 +341,21 @@ class AdaptiveRingBackgroundEstimator:
         acceptance_off = xp.zeros(inputs.planes_shape, dtype=self.dtype)
         ring_index = xp.full(inputs.planes_shape, -1, dtype=np.int32)
         batch = self._batch_size(convolver, len(kernels), inputs.backend)
-        for start in range(0, len(kernels), batch):
-            chunk = kernels[start : start + batch]
-            conv = convolver.convolve_many(chunk)  # (b, 2n, ny, nx)
-            c, a = inputs.split(conv, [k.sum() for k in chunk])
-            del conv
-            for i in range(len(chunk)):  # rings in order: the first that qualifies wins
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    # alpha = acc_theta / acceptance_off as gammapy divides (ties at the threshold)
-                    take = (a[i] > 0) & (acc_theta / a[i] <= self.threshold_alpha) & (ring_index < 0)
-                counts_off = xp.where(take, c[i], counts_off)
-                acceptance_off = xp.where(take, a[i], acceptance_off)
-                ring_index = xp.where(take, np.int32(start + i), ring_index)
-            del c, a
+        with progress_bar(len(kernels), "adaptive rings", unit="ring") as bar:
+            for start in range(0, len(kernels), batch):
+                chunk = kernels[start : start + batch]
+                conv = convolver.convolve_many(chunk)  # (b, 2n, ny, nx)
+                c, a = inputs.split(conv, [k.sum() for k in chunk])
+                del conv
+                for i in range(len(chunk)):  # rings in order: the first that qualifies wins
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        # alpha = acc_theta / acceptance_off as gammapy divides (ties at the threshold)
+                        take = (a[i] > 0) & (acc_theta / a[i] <= self.threshold_alpha) & (ring_index < 0)
+                    counts_off = xp.where(take, c[i], counts_off)
+                    acceptance_off = xp.where(take, a[i], acceptance_off)
+                    ring_index = xp.where(take, np.int32(start + i), ring_index)
+                del c, a
+                bar.update(len(chunk))
         maps = inputs.off_maps(counts_off, acceptance_off)
         maps["acceptance"] = dataset.background
         maps["ring_index"] = Map.from_geom(inputs.geom, data=ring_index.reshape(inputs.geom.data_shape))
