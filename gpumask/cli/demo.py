@@ -2,8 +2,8 @@
 
 Simulates a field around the Crab with the catalogued sources in it, builds the
 region, catalog, significance and combined exclusion masks, runs the kernel
-background estimator, writes FITS files, a PNG preview and a JSON summary, and
-prints where they are (see :mod:`gpumask.cli._demo`).
+background estimator, writes FITS files, a matplotlib figure (preview.png) and a
+JSON summary, and prints where they are (see :mod:`gpumask.cli._demo`).
 """
 
 from __future__ import annotations

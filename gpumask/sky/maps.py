@@ -2,7 +2,7 @@
 
 A map's ``data`` is a numpy or cupy array of shape ``geom.data_shape``.  All
 operations run where the data lives; nothing here copies device data to the host
-except :meth:`Map.to_numpy`, :meth:`Map.plot` and the printed summaries, which go
+except :meth:`Map.to_numpy`, the ``plot*`` methods and the printed summaries, which go
 through :func:`gpumask.to_host` and are counted.
 
 Boolean maps follow gammapy's exclusion-mask convention: ``True`` = pixel is used,
@@ -688,41 +688,116 @@ class Map(MapSamplingMixin, MapResampleMixin):
         )
         return f"<div><strong>gpumask Map</strong><table>{rows}</table></div>"
 
-    def plot(self, ax=None, add_cbar=False, **kwargs):
-        """Plot a 2D map with matplotlib/WCSAxes (needs the ``plot`` extra).
+    def plot(self, ax=None, fig=None, add_cbar=False, stretch="linear", axes_loc=None, kwargs_colorbar=None,
+             *, masks=None, kwargs_masks=None, **kwargs):
+        """Plot the image on matplotlib WCS axes (gammapy's ``WcsNDMap.plot``).
 
-        Copies the image to the host explicitly (counted).  Masks are drawn with
-        excluded pixels (False) dark.  Returns the axes.
+        One-bin non-spatial axes are squeezed (a ``sqrt_ts`` map with one energy
+        bin plots as its image); a map with several bins raises a ValueError
+        pointing to :meth:`plot_grid` and :meth:`slice_by_idx`.  The image crosses
+        to the host once (counted, via :meth:`to_numpy`).  The code lives in
+        :mod:`gpumask.sky._plot` (matplotlib is imported when called).
+
+        A near-constant image (max - min below 1e-9 of the largest magnitude) is drawn
+        in one colour with its value stated (colorbar tick ``"42 (uniform)"``, or the
+        title), not as stripes of round-off.  NaN pixels are blank; masks are black
+        (False, excluded) and white (True), as in gammapy.
+
+        Parameters
+        ----------
+        ax : `~astropy.visualization.wcsaxes.WCSAxes`, optional
+            Axes to draw on (default: a new WCS subplot of ``fig``).
+        fig : `~matplotlib.figure.Figure`, optional
+            Figure for the new axes (default: ``plt.gcf()``).
+        add_cbar : bool
+            Add a colorbar labelled with the unit.
+        stretch : {"linear", "sqrt", "power", "log", "sinh", "asinh"}
+            Passed to `astropy.visualization.simple_norm` with ``vmin``/``vmax``.
+        axes_loc : dict, optional
+            Where the colorbar goes (``AxesDivider.append_axes`` arguments).
+        kwargs_colorbar : dict, optional
+            Passed to ``Figure.colorbar`` (e.g. ``{"label": "sqrt(TS)"}``).
+        masks : dict of {str: `Map`} or `Map`, optional
+            Keyword-only: boolean maps whose excluded regions are outlined as
+            contours, with a legend of the labels (see
+            :func:`gpumask.sky._plot.plot_contours`).
+        kwargs_masks : dict, optional
+            Keyword-only: passed to ``plot_contours`` (``colors``, ``linewidths``,
+            ``linestyles``, ``legend``, ``kwargs_legend``).
+        **kwargs
+            Passed to ``imshow`` (``cmap``, ``vmin``, ``vmax``, ...).
+
+        Returns
+        -------
+        ax : `~astropy.visualization.wcsaxes.WCSAxes`
+
+        Examples
+        --------
+        >>> result = ExcessMapEstimator("0.4 deg").run(dataset)           # doctest: +SKIP
+        >>> result["sqrt_ts"].plot(add_cbar=True, stretch="sqrt",          # doctest: +SKIP
+        ...                        masks={"catalog": catalog_mask, "significance": sig_mask})
         """
-        try:
-            import matplotlib.pyplot as plt  # noqa: PLC0415
-        except ImportError:
-            raise ImportError("Map.plot needs matplotlib: pip install 'gpumask[plot]'") from None
-        if not self._geom.is_image:
-            raise ValueError(
-                "plot() draws images; reduce the map first, e.g. map.sum_over_axes(keepdims=False) "
-                "or map.slice_by_idx({'energy': 0})"
-            )
-        if ax is None:
-            fig = plt.gcf()
-            ax = fig.add_subplot(projection=self._geom.wcs)
-        data = self.to_numpy()
-        if self.is_mask:
-            kwargs.setdefault("cmap", "gray")
-            kwargs.setdefault("vmin", 0)
-            kwargs.setdefault("vmax", 1)
-            data = data.astype(np.uint8)
-        kwargs.setdefault("origin", "lower")
-        kwargs.setdefault("interpolation", "nearest")
-        im = ax.imshow(data, **kwargs)
-        if add_cbar:
-            plt.colorbar(im, ax=ax, label=self._unit.to_string() or None)
-        try:
-            ax.coords[0].set_axislabel(f"{'Galactic Longitude' if self._geom.frame == 'galactic' else 'Right Ascension'}")
-            ax.coords[1].set_axislabel(f"{'Galactic Latitude' if self._geom.frame == 'galactic' else 'Declination'}")
-        except (AttributeError, IndexError):
-            pass  # a plain matplotlib Axes was passed
-        return ax
+        from ._plot import plot  # noqa: PLC0415
+
+        return plot(self, ax=ax, fig=fig, add_cbar=add_cbar, stretch=stretch, axes_loc=axes_loc,
+                    kwargs_colorbar=kwargs_colorbar, masks=masks, kwargs_masks=kwargs_masks, **kwargs)
+
+    def plot_mask(self, ax=None, *, hatch=None, contour=None, **kwargs):
+        """Shade the excluded pixels (False) of a boolean map (gammapy's ``WcsNDMap.plot_mask``).
+
+        ``contourf(levels=[0, 0.5])``, white at alpha 0.5 as gammapy, usually over an
+        image drawn first.  One counted host copy.
+
+        Parameters
+        ----------
+        ax : `~astropy.visualization.wcsaxes.WCSAxes`, optional
+        hatch : str, optional
+            Keyword-only: a matplotlib hatch pattern (e.g. ``"//"``) for the excluded area.
+        contour : bool, str or dict, optional
+            Keyword-only: also outline the excluded regions' edges (True: in the
+            fill colour; a colour name; or a dict of ``contour`` arguments).
+        **kwargs
+            Passed to ``contourf`` (``colors``, ``alpha``, ...).
+
+        Returns
+        -------
+        ax : `~astropy.visualization.wcsaxes.WCSAxes`
+
+        Examples
+        --------
+        >>> ax = counts.plot()                                             # doctest: +SKIP
+        >>> mask.plot_mask(ax=ax, hatch="//", contour="cyan")              # doctest: +SKIP
+        """
+        from ._plot import plot_mask  # noqa: PLC0415
+
+        return plot_mask(self, ax=ax, hatch=hatch, contour=contour, **kwargs)
+
+    def plot_grid(self, figsize=None, ncols=3, **kwargs):
+        """One panel per bin of the non-spatial axis, titled with the bin's range
+        (gammapy's ``Map.plot_grid``; other axes must have one bin).  The cube
+        crosses to the host once (counted).
+
+        Parameters
+        ----------
+        figsize : tuple, optional
+            Default ``(12, 12 * rows / cols)``.
+        ncols : int
+            Panels per row (default 3).
+        **kwargs
+            Passed to :meth:`plot` for every panel (``add_cbar``, ``stretch``, ``cmap``, ...).
+
+        Returns
+        -------
+        axes : `~numpy.ndarray` of `~astropy.visualization.wcsaxes.WCSAxes`
+            Shape ``(rows, cols)``.
+
+        Examples
+        --------
+        >>> cube.plot_grid(ncols=2, add_cbar=True)                         # doctest: +SKIP
+        """
+        from ._plot import plot_grid  # noqa: PLC0415
+
+        return plot_grid(self, ncols=ncols, figsize=figsize, **kwargs)
 
 
 #: gammapy's name for the WCS map class.
