@@ -25,7 +25,7 @@ print(f"wheel ships {len(sources)} kernel sources: {', '.join(sources)}")
 PY
 "$py" -m pip install --quiet "$wheel"
 cd "$work"
-# README's first command on the bare install (no test extras, no matplotlib)
+# README's first command on the bare install (no test extras; matplotlib comes with the core install)
 "$work/venv/bin/gpumask" demo --out "$work/demo" --backend numpy >"$work/demo.log" || { cat "$work/demo.log"; exit 1; }
 for f in exclusion_mask.fits significance_mask.fits combined_mask.fits summary.json preview.png; do
     test -s "$work/demo/$f" || { echo "gpumask demo did not write $f"; cat "$work/demo.log"; exit 1; }
