@@ -26,12 +26,17 @@ strings with a unit)::
       threshold: 5                # sqrt_ts >= threshold ...
       low: 3                      # ... grown to the connected sqrt_ts >= low
       dilation: 0.1 deg           # grow the significance exclusion
-    dilation: 0 deg               # grow the combined exclusion
+    dilation: 0 deg               # grow the combined exclusion (= Map.binary_erode of the usable mask)
     output:
       mask: "{name}_mask.fits"    # boolean mask, True = usable (gammapy)
       sqrt_ts: "{name}_sqrt_ts.fits"          # optional
       significance_mask: "{name}_sig.fits"    # optional
       root: /data/masks           # optional: outputs may also go anywhere below
+
+``dilation`` grows the excluded regions; the mask is True = usable (gammapy), so in
+Python the same step erodes the mask: ``mask.binary_erode("0.1 deg")``.  Missing
+output folders are created after validation, before the first write, only inside
+the folders below.
 
 Relative paths are relative to the config file's folder; ``$VAR`` and ``~`` are
 expanded in the config's strings before any field value is put in.  String values
@@ -92,8 +97,8 @@ from .guards import (
     expand,
     expansion_problem,
     file_key,
+    folder_problem,
     inside,
-    is_dir,
     is_file,
     job_files,
     path_problem,
@@ -616,8 +621,9 @@ class MaskConfig:
             if path is None:
                 continue
             outputs[key] = path
-            if not is_dir(Path(path).parent):
-                problems.add(where(f"output.{key}"), f"folder {Path(path).parent} does not exist; create it first")
+            problem = folder_problem(str(Path(path).parent))  # a missing folder is created at run time
+            if problem:
+                problems.add(where(f"output.{key}"), problem)
             real = os.path.realpath(path)
             allowed = folders.get(key) or folders["mask"]
             if not any(inside(real, folder) for folder in allowed):

@@ -3,9 +3,9 @@ counts and a background map, a catalog of the simulated sources, a mask config
 and a field list.  Used by the batch tests and benchmark, and handy to try
 ``gpumask batch`` without data::
 
-    from gpumask.batch.examples import write_example_fields
-    config, fields = write_example_fields("example", n=20)
-    # gpumask batch example/fields.csv --config example/config.yaml
+    gpumask examples example --n 20        # or, in Python:
+    # gpumask.batch.write_example_fields("example", n=20)
+    gpumask batch example/fields.csv --config example/config.yaml
 """
 
 from __future__ import annotations
@@ -40,14 +40,56 @@ output:
 
 
 def write_example_fields(folder, n=20, npix=250, binsz=0.02, seed=0, background=2.0, sources=3):
-    """Write the inputs of ``n`` simulated fields to ``folder``.
+    """Write the inputs of ``n`` simulated fields to ``folder``, ready for ``gpumask batch``.
+
+    Each field is ``npix`` x ``npix`` galactic pixels of ``binsz`` deg along the
+    plane, with Poisson counts of a flat background plus a bright source at its
+    centre and ``sources`` fainter ones.  Also on the command line:
+    ``gpumask examples FOLDER --n N``.
+
+    Parameters
+    ----------
+    folder : str or path
+        Where to write; created if missing.  Existing example files there are
+        replaced.
+    n : int, optional
+        Number of fields (at least 1).
+    npix : int, optional
+        Pixels per side of each field (at least 8).
+    binsz : float, optional
+        Pixel size in deg.
+    seed : int, optional
+        Seed of the simulated counts and source positions.
+    background : float, optional
+        Background counts per pixel.
+    sources : int, optional
+        Faint sources per field, besides the central one.
 
     Returns
     -------
     (Path, Path)
-        The config (``config.yaml``) and the field list (``fields.csv``); outputs
-        go to ``folder/out``.
+        The config (``folder/config.yaml``) and the field list (``folder/fields.csv``);
+        the inputs are in ``folder/inputs``, a catalog in ``folder/catalog.ecsv``, and
+        the config sends the outputs to ``folder/out``.
+
+    Raises
+    ------
+    ValueError
+        ``n``, ``npix``, ``binsz``, ``background`` or ``sources`` out of range.
+
+    Examples
+    --------
+    >>> from gpumask.batch import write_example_fields
+    >>> config, fields = write_example_fields("example", n=3, npix=64)  # doctest: +SKIP
+    >>> fields.read_text().splitlines()[0]  # doctest: +SKIP
+    'name,lon,lat,counts,background'
     """
+    _check_int(n, "n", 1)
+    _check_int(npix, "npix", 8)
+    _check_int(sources, "sources", 0)
+    for value, name in ((binsz, "binsz"), (background, "background")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
     folder = Path(folder)
     (folder / "inputs").mkdir(parents=True, exist_ok=True)
     (folder / "out").mkdir(exist_ok=True)
@@ -80,3 +122,8 @@ def write_example_fields(folder, n=20, npix=250, binsz=0.02, seed=0, background=
     config = folder / "config.yaml"
     config.write_text(CONFIG.format(n=n, npix=npix, binsz=binsz))
     return config, fields
+
+
+def _check_int(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")

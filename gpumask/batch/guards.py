@@ -21,7 +21,7 @@ from pathlib import Path
 __all__ = [
     "MAX_CONFIG_NODES", "MAX_YAML_NODES", "MAX_YAML_TEXT", "NAME_MAX", "PATH_MAX", "TEMP_NAME_ROOM",
     "show", "check_name", "expansion_problem", "substitute", "template_folder", "inside", "blame",
-    "path_problem", "file_key", "job_files",
+    "path_problem", "file_key", "job_files", "folder_problem", "make_folders",
 ]
 
 #: Most nodes (mappings, lists, scalars) a config may have once its YAML aliases are expanded.
@@ -210,6 +210,68 @@ def is_dir(path):
         return Path(path).is_dir()
     except (OSError, ValueError):
         return False
+
+
+def folder_problem(folder):
+    """Why the folder ``folder`` (absolute) can be neither used nor created, or None.
+
+    A missing folder is fine when its nearest existing ancestor is a folder: it is
+    created before the first write (:func:`make_folders`)."""
+    p = Path(folder)
+    while True:
+        try:
+            if p.is_dir():
+                return None
+            if p.exists() or p.is_symlink():
+                kind = "a broken link" if not p.exists() else "a file"
+                return f"folder {folder} cannot be created: {p} is {kind}, not a folder"
+        except (OSError, ValueError) as exc:
+            return f"folder {folder} cannot be checked: {exc}"
+        if p.parent == p:
+            return f"folder {folder} cannot be created: no folder above it exists"
+        p = p.parent
+
+
+def make_folders(folder, allowed=None) -> list:
+    """Create the missing folders of ``folder`` (absolute), one at a time; the folders created.
+
+    Each one is created with ``os.mkdir`` (an existing link is never followed into a
+    new place) and checked after creation: its real path must be where its parent's
+    real path says, and, with ``allowed`` (real folders), inside one of them or on
+    the way to one (the folder a template names before its placeholder, created
+    with its parents).  Called only after validation, just before the first write.
+
+    Raises
+    ------
+    OSError
+        A folder cannot be created, or would lie outside ``allowed``.
+    """
+    folder = os.path.abspath(folder)
+    missing = []
+    p = folder
+    while not os.path.isdir(p):
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        missing.append(p)
+        p = parent
+
+    def permitted(real):
+        return allowed is None or any(inside(real, a) or inside(a, real) for a in allowed)
+
+    created = []
+    for path in reversed(missing):
+        expected = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        if not permitted(expected):
+            raise PermissionError(f"refusing to create {path}: outside {allowed[0]}, the folder outputs may use")
+        try:
+            os.mkdir(path)
+            created.append(path)
+        except FileExistsError:
+            pass
+        if not os.path.isdir(path) or os.path.realpath(path) != expected:
+            raise FileExistsError(f"cannot create folder {path}: something else appeared there")
+    return created
 
 
 def path_problem(path, output=False):

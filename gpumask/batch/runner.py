@@ -442,6 +442,9 @@ def run_batch(jobs, *, executor="local", overwrite=False, backend=None, schedule
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     info = {}
+    created = _make_output_folders(jobs)
+    if created:
+        info["created_folders"] = created
     removed = _remove_stale_temp_files(jobs)
     if removed:
         info["removed_temp_files"] = [str(p) for p in removed]
@@ -473,6 +476,17 @@ def run_batch(jobs, *, executor="local", overwrite=False, backend=None, schedule
         "counts": counts,
         "fields": [o.as_dict() for o in outcomes],
     }
+
+
+def _make_output_folders(jobs):
+    """Create the missing output folders of validated ``jobs`` (:func:`plan` checked that
+    every output lies inside its allowed folder); the folders created."""
+    from .guards import make_folders  # noqa: PLC0415
+
+    created = []
+    for folder in sorted({os.path.dirname(p) for job in jobs for p in job.outputs.values()}):
+        created += make_folders(folder)
+    return created
 
 
 def _remove_stale_temp_files(jobs):

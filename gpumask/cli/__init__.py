@@ -4,8 +4,8 @@ Each sub-command lives in its own module with ``add_parser(subparsers)`` and
 ``run(args) -> int``; this module only dispatches.  Errors a user can fix (bad
 configs, missing files, existing outputs) print one ``gpumask: error:`` block and
 exit with status 2; a batch with failed fields exits with status 1.  What only
-the command line uses lives here too: the demo's field and figures (``_demo``,
-``_png``, ``data/``).
+the command line uses lives here too: the demo's field and figure (``_demo``,
+``data/``).
 
 May import: every layer (it is the top one).  Sub-commands import what they run
 inside ``run`` (the batch layer and its YAML/dask dependencies load only for the
@@ -27,6 +27,7 @@ COMMANDS = {
     "mask": "gpumask.cli.mask",
     "kbe": "gpumask.cli.kbe",
     "batch": "gpumask.cli.batch",
+    "examples": "gpumask.cli.examples",
 }
 
 

@@ -29,7 +29,9 @@ def add_parser(sub):
                    "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else all)")
     p.add_argument("--overwrite", action="store_true", help="rebuild complete fields and replace files")
     p.add_argument("--dry-run", action="store_true", help="validate, list what would run, run nothing")
-    p.add_argument("--report", help="report JSON (default: gpumask-batch-<time>[-shard-I-of-N].json here)")
+    p.add_argument("--report", help="report JSON (default: gpumask-batch-<time>[-shard-I-of-N].json in the "
+                   "folder of output.mask before its first {placeholder}, e.g. out/ for out/{name}_mask.fits; "
+                   "a run that only skipped complete fields writes no report unless --report is given)")
     p.add_argument("--backend", help="numpy | cupy | auto (default: the config's)")
     p.add_argument("--stack", choices=("auto", "on", "off"), default="auto",
                    help="stack the FFT/morphology steps of equal-shape fields: auto = on a GPU only "
@@ -67,7 +69,7 @@ def run(args) -> int:
                   f"{sum(s == 'complete' for _, s, _ in rows)} complete, {sum(s == 'conflict' for _, s, _ in rows)} "
                   "in conflict")
             return 0
-        report_path = args.report or _default_report(shard)
+        report_path = args.report or _default_report(args.config, shard)
         _check_report_path(report_path, jobs, args)
         tty = {"auto": None, "bar": True, "log": False}[args.progress]
         progress = Progress(len(mine), tty=tty)
@@ -79,12 +81,19 @@ def run(args) -> int:
         return 2
     report.update({"config": str(Path(args.config).resolve()), "fields_file": str(Path(args.fields).resolve()),
                    "shard": None if shard is None else f"{shard[0] + 1}/{shard[1]}", "total_fields": len(jobs)})
-    write_report(report, report_path)
     c = report["counts"]
+    if args.report or c["done"] or c["failed"]:
+        from ..batch.guards import make_folders  # noqa: PLC0415
+
+        make_folders(os.path.dirname(os.path.abspath(report_path)))
+        write_report(report, report_path)
+        where = f"report {report_path}"
+    else:
+        where = "nothing done, no report written (--report PATH writes one)"
     claimed = sum(str(f["stats"].get("reason", "")).startswith("claimed by") for f in report["fields"])
     why = f"{c['skipped'] - claimed} complete, {claimed} claimed by another run" if claimed else "complete"
     print(f"{len(mine)} fields{_shard_text(shard)} in {report['seconds']:.1f} s: {c['done']} done, "
-          f"{c['skipped']} skipped ({why}), {c['failed']} failed; report {report_path}")
+          f"{c['skipped']} skipped ({why}), {c['failed']} failed; {where}")
     for field in report["fields"]:
         if field["status"] == "failed":
             print(f"  failed {field['name']}: {field['error']}", file=sys.stderr)
@@ -113,7 +122,17 @@ def _shard_text(shard):
     return "" if shard is None else f" (shard {shard[0] + 1}/{shard[1]})"
 
 
-def _default_report(shard):
+def _default_report(config_path, shard):
+    """``gpumask-batch-<time>[-shard-I-of-N][-K].json`` next to the outputs: in the folder
+    output.mask names before its first placeholder (``out/`` for ``out/{name}_mask.fits``);
+    ``-K`` (2, 3, ...) when a report of the same second exists."""
+    from ..batch.config import MaskConfig  # noqa: PLC0415
+
+    folder = MaskConfig.read(config_path).output_folders()["mask"][0]
     stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
     suffix = "" if shard is None else f"-shard-{shard[0] + 1}-of-{shard[1]}"
-    return os.path.abspath(f"gpumask-batch-{stamp}{suffix}.json")
+    path, k = os.path.join(folder, f"gpumask-batch-{stamp}{suffix}.json"), 1
+    while os.path.lexists(path):  # a second run within the same second
+        k += 1
+        path = os.path.join(folder, f"gpumask-batch-{stamp}{suffix}-{k}.json")
+    return path

@@ -14,7 +14,10 @@ def add_parser(sub):
         help="one field's exclusion mask from a config file and/or flags",
         description="Build one exclusion mask: regions, catalogs and significance combined "
         "(True = usable, gammapy's convention). Flags override the config's keys; paths given as "
-        "flags are relative to the working directory, those in the config to its folder.",
+        "flags are relative to the working directory, those in the config to its folder. Missing "
+        "output folders are created (after validation, inside the folder the output names). "
+        "--dilation and --significance-dilation grow the excluded regions; since True = usable, "
+        "that is an erosion of the mask, the same as Map.binary_erode(ANGLE) in Python.",
     )
     p.add_argument("config", nargs="?", help="YAML config (see gpumask.batch.config); optional with flags")
     p.add_argument("--name", default="field", help="field name, {name} in file names (default: field)")
@@ -40,10 +43,13 @@ def add_parser(sub):
     s.add_argument("--correlation-radius", help="e.g. '0.4 deg' (default 0.1 deg)")
     s.add_argument("--threshold", type=float, help="sqrt_ts threshold (default 5)")
     s.add_argument("--low", type=float, help="hysteresis: grow to the connected sqrt_ts >= LOW")
-    s.add_argument("--significance-dilation", help="grow the significance exclusion, e.g. '0.1 deg'")
+    s.add_argument("--significance-dilation", help="grow the significance exclusion, e.g. '0.1 deg' "
+                   "(erodes the usable area: Map.binary_erode)")
     o = p.add_argument_group("output")
-    o.add_argument("--dilation", help="grow the combined exclusion, e.g. '0.1 deg'")
-    o.add_argument("--out", help="mask file (output.mask), e.g. mask.fits")
+    o.add_argument("--dilation", help="grow the combined exclusion, e.g. '0.1 deg' (erodes the usable "
+                   "area: Map.binary_erode)")
+    o.add_argument("--out", help="mask file (output.mask), e.g. mask.fits; required without a config "
+                   "(missing folders are created)")
     o.add_argument("--sqrt-ts", help="also write the significance map here")
     o.add_argument("--significance-mask", help="also write the significance exclusion here")
     p.add_argument("--backend", help="numpy | cupy | auto")
@@ -98,9 +104,51 @@ def overrides_from_flags(args) -> dict:
     return out
 
 
+# config key -> the flag that sets it (for messages when the config comes from flags only)
+FLAGS = {
+    "backend": "--backend", "geometry.skydir": "--skydir", "geometry.skydir_frame": "--skydir-frame",
+    "geometry.frame": "--frame", "geometry.width": "--width", "geometry.binsz": "--binsz",
+    "geometry.proj": "--proj", "significance.dataset": "--dataset", "significance.counts": "--counts",
+    "significance.background": "--background", "significance.correlation_radius": "--correlation-radius",
+    "significance.threshold": "--threshold", "significance.low": "--low",
+    "significance.dilation": "--significance-dilation", "dilation": "--dilation", "output.mask": "--out",
+    "output.sqrt_ts": "--sqrt-ts", "output.significance_mask": "--significance-mask",
+}
+_REQUIRED = {
+    "output.mask": "--out is required: give the mask file, e.g. --out mask.fits",
+    "geometry": "--skydir, --width and --binsz are required without significance inputs (--dataset, or "
+                "--counts and --background, to take the geometry from)",
+    "geometry.skydir": "--skydir is required: give the map centre, e.g. --skydir 83.63 22.01",
+    "geometry.binsz": "--binsz is required: give the pixel size, e.g. --binsz '0.02 deg'",
+    "geometry.width": "--width is required: give the map width, e.g. --width '5 deg'",
+    "significance.counts": "--counts is required with significance flags: give --dataset, or both --counts "
+                           "and --background",
+    "significance.background": "--background is required with --counts (or give --dataset instead)",
+}
+
+
+def in_flag_terms(exc) -> str:
+    """The message of ``exc`` (a ConfigError of a config built from flags only) with
+    the flags' names instead of the config's keys."""
+    lines = []
+    for path, message in exc.problems:
+        if message.startswith("missing") and path in _REQUIRED:
+            lines.append(_REQUIRED[path])
+            continue
+        if message.startswith("missing: ") and path in FLAGS:
+            lines.append(f"{FLAGS[path]} is required: {message[len('missing: '):]}")
+            continue
+        flag = FLAGS.get(path) or next((f"{f} ({path})" for k, f in FLAGS.items() if path.startswith(k + ".")),
+                                       path or "<top>")
+        lines.append(f"{flag}: {message}")
+    n = len(lines)
+    return "\n".join([f"{n} problem{'s' * (n != 1)} in the command-line flags:", *(f"  {line}" for line in lines)])
+
+
 def run(args) -> int:
     from ..backend import BackendError  # noqa: PLC0415
     from ..batch.config import ConfigError, MaskConfig, merge  # noqa: PLC0415
+    from ..batch.guards import make_folders  # noqa: PLC0415
     from ..batch.pipeline import field_state, run_job  # noqa: PLC0415
 
     try:
@@ -117,15 +165,22 @@ def run(args) -> int:
         if args.dry_run:
             print(f"{job.name}: {state} ({why or 'complete'}); {job.shape[1]} x {job.shape[0]} px")
             for key, path in job.outputs.items():
-                print(f"  {key:<18s}: {path}")
+                new = "" if Path(path).parent.is_dir() else " (folder to be created)"
+                print(f"  {key:<18s}: {path}{new}")
             return 0
         if state == "conflict":
             raise FileExistsError(why)
         if state == "complete":
             print(f"{job.name}: complete, outputs from the same config in {job.manifest}; --overwrite rebuilds")
             return 0
+        allowed = sorted({f for folders in config.output_folders().values() for f in folders})
+        for folder in sorted({str(Path(p).parent) for p in job.outputs.values()}):
+            make_folders(folder, allowed)
         outcome = run_job(job, overwrite=args.overwrite)
-    except (ConfigError, BackendError, OSError, ValueError) as exc:
+    except ConfigError as exc:
+        print(f"gpumask: error: {exc if args.config else in_flag_terms(exc)}", file=sys.stderr)
+        return 2
+    except (BackendError, OSError, ValueError) as exc:
         print(f"gpumask: error: {exc}", file=sys.stderr)
         return 2
     if outcome.status == "skipped":  # another run claimed or finished it meanwhile
