@@ -65,6 +65,7 @@ from .background import (
     KernelBackgroundResult,
     RingBackgroundEstimator,
 )
+from .batch.examples import demo_catalog, demo_dataset, shared_data_dir
 
 try:
     from importlib.metadata import version as _version
@@ -95,6 +96,8 @@ __all__ = [
     "SourceCatalog",
     "WcsGeom",
     "WcsNDMap",
+    "demo_catalog",
+    "demo_dataset",
     "binary_dilate",
     "binary_erode",
     "count_transfers",
@@ -114,6 +117,7 @@ __all__ = [
     "reproject_to_geom",
     "RingBackgroundEstimator",
     "set_progress",
+    "shared_data_dir",
     "smooth",
     "to_device",
     "to_host",

@@ -4,7 +4,8 @@
 before any work; :mod:`~gpumask.batch.pipeline` runs one field (or a stack of
 equal-shape fields) through regions, catalogs, significance and morphology;
 :mod:`~gpumask.batch.runner` shards, resumes and dispatches fields locally or on dask;
-:mod:`~gpumask.batch.examples` writes simulated inputs to try it;
+:mod:`~gpumask.batch.examples` holds the built-in example data (the demo field,
+simulated batch inputs) and finds the real data of the examples;
 :mod:`~gpumask.batch.guards` holds the checks against hostile configs and field
 lists (bounded YAML, outputs kept in their folder, file-name limits).
 
@@ -14,7 +15,7 @@ May import: every layer below it: the device layer, :mod:`gpumask.sky`,
 """
 
 from .config import ConfigError, FieldJob, MaskConfig
-from .examples import write_example_fields
+from .examples import demo_catalog, demo_dataset, demo_geom, shared_data_dir, write_example_fields
 from .pipeline import FieldOutcome, run_job, run_jobs
 from .runner import BatchError, Progress, load_fields, plan, run_batch
 
@@ -30,5 +31,9 @@ __all__ = [
     "run_batch",
     "run_job",
     "run_jobs",
+    "demo_catalog",
+    "demo_dataset",
+    "demo_geom",
+    "shared_data_dir",
     "write_example_fields",
 ]

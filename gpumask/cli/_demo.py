@@ -6,7 +6,7 @@ builds its exclusion masks on the selected backend.
 
 The field
     * sources: the catalogued gamma-ray sources inside the field, from the package
-      data file ``gpumask/data/demo_sources.ecsv`` (positions and sizes from
+      data file ``gpumask/cli/data/demo_sources.ecsv`` (positions and sizes from
       gamma-cat, 3FGL and 3HWC, see its header; simulated counts from the very
       bright Crab down to about 5 sigma);
     * counts: seeded Poisson draws of a smooth, known background (0.5 counts per
@@ -40,33 +40,24 @@ figure is drawn after the FITS files are written.
 
 from __future__ import annotations
 
-import importlib.resources
 import io
 import json
 import time
 
 import numpy as np
-from astropy.coordinates import SkyCoord
 
 from ..backend import count_transfers, resolve_backend
 from ..background.kernel import KernelBackgroundEstimator
-from ..catalog import DEFAULT_PSF, SourceCatalog, source_shapes
+from ..batch.examples import DEMO_BACKGROUND, DEMO_RIDGE, DEMO_SEED, DEMO_SOURCES, demo_catalog, demo_dataset, demo_geom, true_background
+from ..catalog import DEFAULT_PSF, source_shapes
 from ..masks.catalog_mask import exclusion_mask
 from ..masks.significance import exclusion_from_significance
-from ..sky.datasets import MapDataset
-from ..sky.geom import WcsGeom
 from ..sky.io import atomic_write_bytes, output_folder_paths
-from ..sky.maps import Map
 from ..stats.excess import ExcessMapEstimator
 
-__all__ = ["DEMO_REGIONS", "OUTPUTS", "demo_catalog", "demo_geom", "render_preview", "run_demo", "simulated_dataset", "true_background"]
+__all__ = ["DEMO_REGIONS", "OUTPUTS", "render_preview", "run_demo"]
 
 DEMO_REGIONS = "galactic;box(185,-4,1.0,0.5,45)\nicrs;circle(83.633083,22.0145,0.3)"
-DEMO_SOURCES = "demo_sources.ecsv"  # in gpumask/data
-DEMO_BACKGROUND = 0.5  # counts per pixel far from the Galactic plane
-DEMO_RIDGE = (1.0, 3.0)  # ridge amplitude (relative to DEMO_BACKGROUND) and Gaussian sigma in b (deg)
-DEMO_PSF_SIGMA = 0.05  # deg, Gaussian PSF of the simulated sources
-DEMO_SEED = 0
 
 CORRELATION_RADIUS = 0.4  # deg, ExcessMapEstimator
 THRESHOLD, HYSTERESIS_LOW = 5.0, 3.0
@@ -85,62 +76,6 @@ OUTPUTS = {
     "preview_file": ("preview.png", "figure: sqrt_ts with every mask outlined, and the KBE background"),
     "summary_file": ("summary.json", "these figures as JSON"),
 }
-
-
-# ---------------------------------------------------------------------- the field
-
-
-def demo_geom() -> WcsGeom:
-    """The tutorial's geometry: 5 deg around the Crab, 0.02 deg pixels, galactic."""
-    position = SkyCoord(83.633083, 22.0145, unit="deg", frame="icrs")
-    return WcsGeom.create(skydir=position, width="5 deg", binsz=0.02, frame="galactic")
-
-
-def demo_catalog() -> SourceCatalog:
-    """The demo sources (package data ``gpumask/data/demo_sources.ecsv``) as a
-    catalog: ``Size`` is a Gaussian sigma in deg (0 = point-like), ``Counts`` the
-    expected counts of the simulated source.  Host-side."""
-    ref = importlib.resources.files("gpumask.cli") / "data" / DEMO_SOURCES
-    with importlib.resources.as_file(ref) as path:
-        return SourceCatalog.read(path, format="table", size="Size", size_type="gauss")
-
-
-def true_background(geom) -> np.ndarray:
-    """The simulated background in counts per pixel (host array, shape ``(ny, nx)``):
-    ``DEMO_BACKGROUND * (1 + A exp(-b^2 / (2 sigma^2)))`` with ``(A, sigma) = DEMO_RIDGE``."""
-    _, lat = geom.get_coord(frame="galactic", backend="numpy")
-    amplitude, sigma = DEMO_RIDGE
-    return DEMO_BACKGROUND * (1.0 + amplitude * np.exp(-0.5 * (lat / sigma) ** 2))
-
-
-def source_counts(geom, catalog) -> np.ndarray:
-    """Expected source counts per pixel (host array): every source a 2-D Gaussian
-    of sigma ``hypot(Size, DEMO_PSF_SIGMA)`` holding ``Counts`` counts."""
-    pixel_deg2 = geom.solid_angle(backend="numpy") * np.degrees(1.0) ** 2
-    image = np.zeros(geom.data_shape)
-    table = catalog.table
-    for i in range(len(catalog)):
-        sigma = float(np.hypot(table["Size"][i], DEMO_PSF_SIGMA))
-        d = geom.separation(catalog.positions[i], backend="numpy")
-        image += float(table["Counts"][i]) * pixel_deg2 / (2 * np.pi * sigma**2) * np.exp(-0.5 * (d / sigma) ** 2)
-    return image
-
-
-def simulated_dataset(geom, backend, seed=DEMO_SEED, catalog=None) -> MapDataset:
-    """Seeded counts = Poisson(true background + the demo sources) on ``geom``,
-    with the true background, as a dataset on ``backend``."""
-    rng = np.random.default_rng(seed)
-    catalog = demo_catalog() if catalog is None else catalog
-    background = true_background(geom)
-    counts = rng.poisson(background + source_counts(geom, catalog)).astype(np.float32)
-    return MapDataset(
-        Map.from_geom(geom, data=counts, backend=backend),
-        background=Map.from_geom(geom, data=background, backend=backend),
-        name="demo",
-    )
-
-
-# ---------------------------------------------------------------------- the run
 
 
 def output_paths(out_dir, overwrite=False) -> dict:
@@ -198,7 +133,7 @@ def run_demo(out_dir, backend=None, overwrite=False) -> dict:
     paths = output_paths(out_dir, overwrite)
     geom = demo_geom()
     catalog = demo_catalog()
-    dataset = simulated_dataset(geom, be.name, catalog=catalog)
+    dataset = demo_dataset(geom, backend=be.name, catalog=catalog)
     t0 = time.perf_counter()
     with count_transfers() as transfers:
         masks = build_masks(geom, dataset, catalog, be)
@@ -311,7 +246,7 @@ def _catalog_summary(geom, catalog, mask, sqrt_ts) -> dict:
             "sqrt_ts_at_position": round(float(sqrt_ts[row, col]), 2),
         })
     return {
-        "file": f"gpumask/data/{DEMO_SOURCES}",
+        "file": f"gpumask/cli/data/{DEMO_SOURCES}",
         "psf_deg": DEFAULT_PSF,
         "sources": sources,
         "excluded_pixels": _excluded(mask),

@@ -49,7 +49,7 @@ def test_demo_significance_and_combined_masks(tmp_path):
     """The demo's significance step, redone here from its public pieces, and the
     combination of the three masks: every file is a boolean mask and nothing left
     the device early."""
-    from gpumask.cli._demo import demo_geom, simulated_dataset
+    from gpumask.batch.examples import demo_dataset as simulated_dataset, demo_geom
 
     assert main(["demo", "--out", str(tmp_path), "--backend", "numpy"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -63,7 +63,7 @@ def test_demo_significance_and_combined_masks(tmp_path):
 
     # the demo's own geometry: the one read back from FITS differs in the last bits,
     # which moves sqrt_ts by ~1e-9 where it is near 0 (ts is a difference of large terms)
-    dataset = simulated_dataset(demo_geom(), "numpy")
+    dataset = simulated_dataset(demo_geom(), backend="numpy")
     sqrt_ts = gpumask.ExcessMapEstimator("0.4 deg").run(dataset)["sqrt_ts"].to_numpy()
     written = gpumask.read_map(tmp_path / "sqrt_ts.fits").to_numpy()
     np.testing.assert_array_equal(np.isnan(written), np.isnan(sqrt_ts))
@@ -79,7 +79,7 @@ def test_demo_significance_and_combined_masks(tmp_path):
 def test_demo_kernel_background(tmp_path):
     """Step 5: the iterative estimator finds the simulated sources and a background
     whose mean is within 2% of the true one, and its files are what a rerun gives."""
-    from gpumask.cli._demo import simulated_dataset, true_background
+    from gpumask.batch.examples import demo_dataset as simulated_dataset, true_background
 
     assert main(["demo", "--out", str(tmp_path), "--backend", "numpy"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())["kernel_background"]
@@ -93,7 +93,7 @@ def test_demo_kernel_background(tmp_path):
     # the smooth background is followed pixel by pixel within the ring's Poisson noise (~2.5%)
     relative = np.abs(background - truth) / truth
     assert summary["mean_relative_error"] == pytest.approx(relative.mean(), abs=1e-4) and relative.mean() < 0.04
-    dataset = simulated_dataset(mask.geom, "numpy")
+    dataset = simulated_dataset(mask.geom, backend="numpy")
     kbe = gpumask.KernelBackgroundEstimator("0.1 deg", ("0.4 deg", "0.3 deg"), mask_dilation_radius="0.04 deg")
     again = kbe.run({"counts": dataset.counts})
     np.testing.assert_array_equal(again["exclusion"].to_numpy(), mask.to_numpy())
@@ -155,7 +155,7 @@ def _package_sources():
 
 
 def test_demo_sources_are_package_data():
-    from gpumask.cli._demo import demo_catalog, demo_geom
+    from gpumask.batch.examples import demo_catalog, demo_geom
 
     table = _package_sources()
     assert 4 <= len(table) <= 7 and "Crab nebula" in list(table["Source_Name"])
