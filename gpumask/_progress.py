@@ -1,4 +1,5 @@
-"""Progress bars for long work (KBE passes, adaptive rings), in notebooks and terminals.
+"""Progress bars for long work (KBE passes, adaptive rings, region and catalog
+masks rasterised on the CPU, batches run from a notebook), in notebooks and terminals.
 
 Bars come from ``tqdm.auto`` (a widget in Jupyter, text on a terminal) and appear
 only once the work has lasted :data:`DELAY_S` seconds, so quick calls print
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
-__all__ = ["DELAY_S", "progress_bar", "progress_enabled", "set_progress"]
+__all__ = ["DELAY_S", "in_notebook", "open_bar", "progress_bar", "progress_enabled", "set_progress"]
 
 #: Seconds of work before a bar is shown.
 DELAY_S = 2.0
@@ -54,6 +56,32 @@ class _NoBar:
     def set_postfix_str(self, text):
         pass
 
+    def write(self, text):
+        pass
+
+    def close(self):
+        pass
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (where ``tqdm.auto`` draws widgets)."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def open_bar(total, desc, unit="it", delay=None):
+    """An open ``tqdm.auto`` bar (close it yourself), or a do-nothing bar when
+    progress is off or tqdm is missing; shown after ``delay`` seconds (default
+    :data:`DELAY_S`)."""
+    if not progress_enabled():
+        return _NoBar()
+    try:
+        from tqdm.auto import tqdm  # noqa: PLC0415 - optional, imported when work starts
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit=unit, delay=DELAY_S if delay is None else delay, leave=False,
+                dynamic_ncols=True)
+
 
 @contextlib.contextmanager
 def progress_bar(total, desc, unit="it"):
@@ -67,15 +95,7 @@ def progress_bar(total, desc, unit="it"):
     ...     for _ in range(3):
     ...         bar.update()
     """
-    if not progress_enabled():
-        yield _NoBar()
-        return
-    try:
-        from tqdm.auto import tqdm  # noqa: PLC0415 - optional, imported when work starts
-    except ImportError:
-        yield _NoBar()
-        return
-    bar = tqdm(total=total, desc=desc, unit=unit, delay=DELAY_S, leave=False, dynamic_ncols=True)
+    bar = open_bar(total, desc, unit)
     try:
         yield bar
     finally:

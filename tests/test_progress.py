@@ -68,3 +68,73 @@ def test_quick_work_prints_nothing(capsys, monkeypatch):
 def test_set_progress_checks_its_argument():
     with pytest.raises(ValueError, match="True, False or None, got 'yes'"):
         gpumask.set_progress("yes")
+
+
+def test_catalog_mask_on_the_cpu_shows_a_bar(shown_at_once, capsys, tmp_path):
+    """Rasterising many sources over a large map on the CPU reports its tiles; the
+    mask is the same as without the bar (brute force: the CuPy path has no loop)."""
+    geom = gpumask.WcsGeom.create(npix=(600, 400), binsz=0.01, frame="galactic")
+    rng = np.random.default_rng(5)
+    from astropy.table import Table
+
+    table = Table({"name": [f"S{i}" for i in range(50)], "glon": rng.uniform(-3, 3, 50),
+                   "glat": rng.uniform(-2, 2, 50)})
+    table.write(tmp_path / "sources.ecsv")
+    catalog = gpumask.SourceCatalog.read(tmp_path / "sources.ecsv", format="table")
+    with_bar = gpumask.exclusion_mask(geom, catalog, radius="0.1 deg", backend="numpy")
+    err = capsys.readouterr().err
+    assert "rasterising shapes" in err and "tile" in err
+    gpumask.set_progress(False)
+    without = gpumask.exclusion_mask(geom, catalog, radius="0.1 deg", backend="numpy")
+    assert capsys.readouterr().err == ""
+    np.testing.assert_array_equal(with_bar.data, without.data)
+    # brute force: excluded = within 0.1 deg of a source (pixels at the edge of a
+    # circle may differ by rounding; none do here at this seed)
+    lon, lat = geom.get_coord(backend="numpy")
+    from astropy.coordinates import SkyCoord
+
+    pix = SkyCoord(lon, lat, unit="deg", frame="galactic")
+    near = np.zeros(geom.data_shape, bool)
+    for row in table:
+        near |= pix.separation(SkyCoord(row["glon"], row["glat"], unit="deg", frame="galactic")).deg <= 0.1
+    assert np.count_nonzero(near == ~with_bar.data) / near.size > 0.9999  # True = usable
+    assert 0.01 < near.mean() < 0.5
+
+
+def test_batch_in_a_notebook_shows_a_widget_bar(shown_at_once, monkeypatch):
+    """In a Jupyter kernel a batch's progress is a tqdm bar, not a log line per field."""
+    from gpumask.batch import FieldOutcome, runner
+
+    bars = []
+
+    class FakeBar:
+        def __init__(self, total, desc, unit="it", delay=None):
+            self.n, self.total, self.desc, self.postfix, self.closed = 0, total, desc, "", False
+            bars.append(self)
+
+        def update(self, n=1):
+            self.n += n
+
+        def set_postfix_str(self, text):
+            self.postfix = text
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(runner, "in_notebook", lambda: True)
+    monkeypatch.setattr(runner, "open_bar", FakeBar)
+    progress = runner.Progress(3)
+    for name, status in (("a", "done"), ("b", "skipped"), ("c", "done")):
+        progress.update(FieldOutcome(name, status))
+    progress.close()
+    (bar,) = bars
+    assert (bar.n, bar.total, bar.desc, bar.closed) == (3, 3, "fields", True)
+    assert bar.postfix == "done 2  skipped 1  failed 0"
+    # silenced: log lines instead of a bar
+    gpumask.set_progress(False)
+    import io
+
+    log = io.StringIO()
+    quiet = runner.Progress(1, stream=log)
+    quiet.update(FieldOutcome("a", "done", seconds=0.5))
+    assert len(bars) == 1 and log.getvalue() == "[1/1] a done: 0.50 s\n"

@@ -64,6 +64,7 @@ from ..sky.io import atomic_write_bytes
 from .config import ConfigError, FieldJob, MaskConfig, load_yaml, merge
 from .guards import MAX_YAML_NODES, check_name, file_key, job_files
 from .pipeline import FieldOutcome, field_state, run_jobs
+from .._progress import in_notebook, open_bar, progress_enabled
 from .._utils import expand_user
 
 __all__ = ["BatchError", "load_fields", "parse_shard", "shard_from_env", "plan", "run_batch", "Progress"]
@@ -312,14 +313,36 @@ def select_shard(jobs, shard):
 
 
 class Progress:
-    """A one-line progress bar on a terminal, one log line per field otherwise."""
+    """Progress of a batch: a one-line bar on a terminal, a ``tqdm`` widget in a
+    Jupyter notebook (unless progress bars are off, see :func:`gpumask.set_progress`),
+    one log line per field otherwise.
+
+    Parameters
+    ----------
+    total : int
+        Number of fields.
+    stream : file, optional
+        Where the bar or the log lines go; default ``sys.stderr``.
+    tty : bool, optional
+        Force the terminal bar (True) or log lines (False); default: the terminal
+        bar when ``stream`` is a terminal, the widget in a notebook, else log lines.
+
+    Examples
+    --------
+    >>> from gpumask.batch import Progress, plan, run_batch
+    >>> jobs = plan("config.yaml", "fields.csv")  # doctest: +SKIP
+    >>> report = run_batch(jobs, progress=Progress(len(jobs), tty=False))  # doctest: +SKIP
+    """
 
     def __init__(self, total, stream=None, tty=None):
         self.total = total
         self.stream = sys.stderr if stream is None else stream
-        self.tty = self.stream.isatty() if tty is None else tty
+        self.tty = _isatty(self.stream) if tty is None else tty
         self.counts = {"done": 0, "skipped": 0, "failed": 0}
         self.t0 = time.perf_counter()
+        self._widget = None
+        if tty is None and not self.tty and stream is None and in_notebook() and progress_enabled():
+            self._widget = open_bar(total, "fields", unit="field", delay=0)
 
     @property
     def finished(self):
@@ -328,6 +351,13 @@ class Progress:
     def update(self, outcome: FieldOutcome):
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         elapsed = time.perf_counter() - self.t0
+        if self._widget is not None:
+            self._widget.update(1)
+            self._widget.set_postfix_str(f"done {self.counts['done']}  skipped {self.counts['skipped']}  "
+                                         f"failed {self.counts['failed']}")
+            if outcome.status == "failed":
+                self.stream.write(f"{outcome.name}: {outcome.error}\n")
+            return
         if self.tty:
             width = 30
             fill = int(width * self.finished / max(self.total, 1))
@@ -349,9 +379,19 @@ class Progress:
         self.stream.flush()
 
     def close(self):
-        if self.tty:
+        if self._widget is not None:
+            self._widget.close()
+            self._widget = None
+        elif self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _isatty(stream):
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 # ----------------------------------------------------------------------------- executors

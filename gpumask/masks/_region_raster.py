@@ -31,6 +31,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .._kernels import KernelBuild, get_kernel, register_builds
+from .._progress import progress_bar
 from ..backend import to_device
 from ..sky.projections import SUPPORTED_PROJECTIONS, projection_defines
 from ._region_compile import (
@@ -445,31 +446,38 @@ def rasterise_numpy(geom, table: ShapeTable):
     bits = np.where(table.flags & FLAG_EXCLUDE, 2, 1).astype(np.uint8)
     need_sky = table.has_sky
     view = image.reshape(nty, TILE, ntx, TILE)
-    for c0 in range(0, len(tiles), _CHUNK_TILES):
-        chunk = tiles[c0 : c0 + _CHUNK_TILES]
-        pix, _ = _tile_pixels(geom, chunk, need_sky)
-        acc = np.zeros((len(chunk), TILE * TILE), dtype=np.uint8)
-        lo, hi = starts[c0], starts[min(c0 + _CHUNK_TILES, len(tiles))]
-        local = np.repeat(np.arange(len(chunk)), np.diff(starts[c0 : c0 + len(chunk) + 1]))
-        shapes = members[lo:hi]
-        kinds = table.kind[shapes]
-        for kind in np.unique(kinds):
-            sel = np.flatnonzero(kinds == kind)
-            for s0 in range(0, len(sel), _CHUNK_PAIRS):
-                part = sel[s0 : s0 + _CHUNK_PAIRS]
-                m = shapes[part]
-                where = local[part]
-                p = [table.params[m, k][:, None] for k in range(table.params.shape[1])]
-                keys = ("px", "py", "pz") if kind in SKY_KINDS else ("x", "y")
-                sub = {key: pix[key][where] for key in keys}
-                inside = _eval_kind(int(kind), p, table, m, sub)
-                value = inside.astype(np.uint8) * bits[m][:, None]
-                # pairs are sorted by tile: OR-reduce each tile's run, then merge
-                run_start = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
-                acc[where[run_start]] |= np.bitwise_or.reduceat(value, run_start, axis=0)
-        ty, tx = np.divmod(chunk, ntx)
-        view[ty, :, tx, :] = acc.reshape(len(chunk), TILE, TILE)
+    with progress_bar(len(tiles), "rasterising shapes", unit="tile") as bar:
+        for c0 in range(0, len(tiles), _CHUNK_TILES):
+            _rasterise_chunk(geom, table, tiles, starts, members, bits, need_sky, view, c0, ntx)
+            bar.update(min(_CHUNK_TILES, len(tiles) - c0))
     return np.ascontiguousarray(image[:ny, :nx])
+
+
+def _rasterise_chunk(geom, table, tiles, starts, members, bits, need_sky, view, c0, ntx):
+    """Rasterise the shapes of tiles ``c0 : c0 + _CHUNK_TILES`` into ``view``."""
+    chunk = tiles[c0 : c0 + _CHUNK_TILES]
+    pix, _ = _tile_pixels(geom, chunk, need_sky)
+    acc = np.zeros((len(chunk), TILE * TILE), dtype=np.uint8)
+    lo, hi = starts[c0], starts[min(c0 + _CHUNK_TILES, len(tiles))]
+    local = np.repeat(np.arange(len(chunk)), np.diff(starts[c0 : c0 + len(chunk) + 1]))
+    shapes = members[lo:hi]
+    kinds = table.kind[shapes]
+    for kind in np.unique(kinds):
+        sel = np.flatnonzero(kinds == kind)
+        for s0 in range(0, len(sel), _CHUNK_PAIRS):
+            part = sel[s0 : s0 + _CHUNK_PAIRS]
+            m = shapes[part]
+            where = local[part]
+            p = [table.params[m, k][:, None] for k in range(table.params.shape[1])]
+            keys = ("px", "py", "pz") if kind in SKY_KINDS else ("x", "y")
+            sub = {key: pix[key][where] for key in keys}
+            inside = _eval_kind(int(kind), p, table, m, sub)
+            value = inside.astype(np.uint8) * bits[m][:, None]
+            # pairs are sorted by tile: OR-reduce each tile's run, then merge
+            run_start = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
+            acc[where[run_start]] |= np.bitwise_or.reduceat(value, run_start, axis=0)
+    ty, tx = np.divmod(chunk, ntx)
+    view[ty, :, tx, :] = acc.reshape(len(chunk), TILE, TILE)
 
 
 # ----------------------------------------------------------------------------- cupy
