@@ -17,7 +17,9 @@ py="$work/venv/bin/python"
 if [ -z "${GPUMASK_DATA:-}" ] && [ -d "$repo/../shared/data" ]; then
   export GPUMASK_DATA="$repo/../shared/data"
 fi
-export GPUMASK_PROGRESS=0 MPLBACKEND=Agg
+# no MPLBACKEND here: the notebook kernels must keep their inline backend (figures)
+unset MPLBACKEND
+export GPUMASK_PROGRESS=0
 # the notebooks' kernel is this venv's python
 "$py" -m ipykernel install --prefix "$work/venv" --name python3 --display-name "Python 3" >/dev/null
 export JUPYTER_PATH="$work/venv/share/jupyter"

@@ -69,7 +69,6 @@ myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
 # progress bars are widgets in Jupyter; in a static page they are noise
 os.environ.setdefault("GPUMASK_PROGRESS", "0")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 # -- the user guide: README sections -> pages ----------------------------------------
 #: page name -> (title, README ``##`` sections in order)
