@@ -6,7 +6,7 @@ Two backends exist: ``numpy`` (NumPy + scipy.fft/scipy.ndimage, always there) an
 Where **new** data is created the backend is chosen, in this order, by
 
 1. an explicit ``backend=`` argument,
-2. the innermost active :func:`use_backend` context,
+2. the innermost active :func:`~gpumask.use_backend` context,
 3. the ``GPUMASK_BACKEND`` environment variable (``numpy``, ``cupy`` or ``auto``),
 4. ``auto``: cupy when it imports and ``cupy.cuda.is_available()``, else numpy.
 
@@ -14,9 +14,9 @@ Operations on **existing** maps run on the backend of their data; mixing backend
 one operation raises :class:`MixedBackendError`.
 
 This is the only module that imports cupy, and it does so lazily: ``import gpumask``
-never loads it.  :func:`to_host` is the only function that copies device data to the
+never loads it.  :func:`~gpumask.to_host` is the only function that copies device data to the
 host; it counts every call so tests can assert that a pipeline made no transfer
-(:func:`count_transfers`).  :func:`read_flag` is the one way to read a device
+(:func:`~gpumask.count_transfers`).  :func:`read_flag` is the one way to read a device
 boolean for control flow (an iteration's stopping test); it is counted apart.
 """
 
@@ -201,12 +201,24 @@ def _make_backend(name: str) -> Backend:
     return Backend("cupy", cupy)
 
 
-def get_backend(name) -> Backend:
+def get_backend(name=None) -> Backend:
     """The :class:`Backend` called ``name`` (``"numpy"`` or ``"cupy"``).
 
-    A :class:`Backend` instance is returned unchanged.  ``"auto"`` resolves as
-    described in the module docstring.
+    A :class:`Backend` instance is returned unchanged.  ``"auto"`` is CuPy when
+    it works, else NumPy.  Without a name: the active backend, the one new data
+    goes to (``use_backend``, then ``GPUMASK_BACKEND``, then ``"auto"``; see the
+    module docstring).
+
+    Examples
+    --------
+    >>> import gpumask
+    >>> gpumask.get_backend("numpy").name
+    'numpy'
+    >>> gpumask.get_backend().name in ("numpy", "cupy")   # the active backend
+    True
     """
+    if name is None:
+        return resolve_backend()
     if isinstance(name, Backend):
         return name
     if not isinstance(name, str):
@@ -356,7 +368,7 @@ def common_backend(*items, op: str = "this operation") -> Backend:
 
 @dataclasses.dataclass(eq=False)  # counters are removed by identity
 class TransferCounter:
-    """Counts of calls to :func:`to_host` (device->host) and :func:`to_device` (uploads).
+    """Counts of calls to :func:`~gpumask.to_host` (device->host) and :func:`~gpumask.to_device` (uploads).
 
     ``calls`` counts every call to the funnel, whatever the backend, so that a
     pipeline run on numpy can still prove it never asked for host data.
@@ -418,7 +430,7 @@ def _record(**kwargs):
 def to_host(array, dtype=None) -> np.ndarray:
     """Copy ``array`` to a NumPy array: the single device->host exit of gpumask.
 
-    Every call is counted (see :func:`count_transfers`).  For NumPy input no copy
+    Every call is counted (see :func:`~gpumask.count_transfers`).  For NumPy input no copy
     is made (unless ``dtype`` requires one).  Use it only where host data is
     really needed: FITS writing, plotting, ``Map.to_numpy()``, printing.
     """
@@ -437,9 +449,9 @@ def to_host(array, dtype=None) -> np.ndarray:
 def read_flag(value) -> bool:
     """One boolean from a 0-d array (e.g. ``xp.any(changed)``), for control flow.
 
-    The only sanctioned way to read a device scalar outside :func:`to_host`: it
+    The only sanctioned way to read a device scalar outside :func:`~gpumask.to_host`: it
     waits for the device and copies one byte.  Counted as ``flags`` (not
-    ``calls``) by :func:`count_transfers`, whatever the backend.
+    ``calls``) by :func:`~gpumask.count_transfers`, whatever the backend.
     """
     if is_device_array(value):
         if value.size != 1:
@@ -457,7 +469,7 @@ def to_device(array, backend=None, dtype=None):
     Device arrays already on the target backend are returned as they are (cast if
     ``dtype`` differs).  Device data is never copied through the host here: a cupy
     array asked for on numpy raises :class:`MixedBackendError` pointing to
-    :func:`to_host`.
+    :func:`~gpumask.to_host`.
     """
     target = resolve_backend(backend)
     if is_device_array(array):
@@ -494,13 +506,13 @@ def device_constant(array, backend=None):
     kernel, a morphology structure), uploaded once per content and device.
 
     The contract for host kernels: each distinct kernel costs one upload (counted
-    by :func:`count_transfers`) the first time a backend needs it, and none after;
+    by :func:`~gpumask.count_transfers`) the first time a backend needs it, and none after;
     an estimator iterating over the same kernels uploads nothing after its first
     pass or its first run.  Copies are cached by content (SHA-1 of the bytes,
     shape, dtype) up to ``DEVICE_CONSTANT_BYTES``, least recently used first out;
     arrays bigger than a quarter of that are uploaded every time.  The result is
     shared: callers must not write into it.  Device arrays and NumPy targets are
-    passed to :func:`to_device` unchanged.
+    passed to :func:`~gpumask.to_device` unchanged.
 
     Parameters
     ----------

@@ -191,13 +191,13 @@ def demo_catalog() -> SourceCatalog:
 
 def true_background(geom) -> np.ndarray:
     """The simulated background of the demo field in counts per pixel (host array,
-    shape ``(ny, nx)``): ``0.5 * (1 + exp(-b^2 / (2 (3 deg)^2)))``, a Galactic ridge
+    shape ``(ny, nx)``, the image of a cube geometry): ``0.5 * (1 + exp(-b^2 / (2 (3 deg)^2)))``, a Galactic ridge
     on a flat floor.
 
     Parameters
     ----------
     geom : WcsGeom
-        Where to evaluate it (any geometry; the demo's is :func:`demo_geom`).
+        Where to evaluate it (any geometry; the demo's is :func:`~gpumask.batch.demo_geom`).
 
     Returns
     -------
@@ -207,9 +207,9 @@ def true_background(geom) -> np.ndarray:
     --------
     >>> from gpumask.batch.examples import demo_geom, true_background
     >>> round(float(true_background(demo_geom()).mean()), 2)
-    0.68
+    0.6
     """
-    _, lat = geom.get_coord(frame="galactic", backend="numpy")
+    _, lat = geom.to_image().get_coord(frame="galactic", backend="numpy")
     amplitude, sigma = DEMO_RIDGE
     return DEMO_BACKGROUND * (1.0 + amplitude * np.exp(-0.5 * (lat / sigma) ** 2))
 
@@ -217,6 +217,7 @@ def true_background(geom) -> np.ndarray:
 def _source_counts(geom, catalog) -> np.ndarray:
     """Expected source counts per pixel (host array): every source a 2-D Gaussian
     of sigma ``hypot(Size, DEMO_PSF_SIGMA)`` holding ``Counts`` counts."""
+    geom = geom.to_image()
     pixel_deg2 = geom.solid_angle(backend="numpy") * np.degrees(1.0) ** 2
     image = np.zeros(geom.data_shape)
     table = catalog.table
@@ -235,7 +236,10 @@ def demo_dataset(geom=None, *, backend=None, seed=DEMO_SEED, catalog=None) -> Ma
     Parameters
     ----------
     geom : WcsGeom, optional
-        The geometry; default :func:`demo_geom` (the tutorial's Crab field).
+        The geometry; default :func:`~gpumask.batch.demo_geom` (the tutorial's Crab field).  A
+        cube (e.g. ``demo_geom().to_cube([energy_axis])``, what gammapy's makers
+        and estimators need) shares the expected counts equally among its
+        non-spatial bins and gets an all-True ``mask_safe``.
     backend : str, optional
         Where the maps live; default the active backend.
     seed : int, optional
@@ -259,11 +263,16 @@ def demo_dataset(geom=None, *, backend=None, seed=DEMO_SEED, catalog=None) -> Ma
     geom = demo_geom() if geom is None else geom
     rng = np.random.default_rng(seed)
     catalog = demo_catalog() if catalog is None else catalog
-    background = true_background(geom)
-    counts = rng.poisson(background + _source_counts(geom, catalog)).astype(np.float32)
+    share = geom.data_shape[:-2]
+    n_bins = int(np.prod(share, dtype=np.int64))
+    background = np.broadcast_to(true_background(geom) / n_bins, geom.data_shape)
+    expected = background + np.broadcast_to(_source_counts(geom, catalog) / n_bins, geom.data_shape)
+    counts = rng.poisson(expected).astype(np.float32)
+    mask_safe = None if not share else Map.from_geom(geom, data=np.ones(geom.data_shape, bool), backend=backend)
     return MapDataset(
         Map.from_geom(geom, data=counts, backend=backend),
-        background=Map.from_geom(geom, data=background, backend=backend),
+        background=Map.from_geom(geom, data=np.array(background), backend=backend),
+        mask_safe=mask_safe,
         name="demo",
     )
 

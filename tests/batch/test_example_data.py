@@ -55,3 +55,28 @@ def test_shared_data_dir_absent(tmp_path, monkeypatch):
     assert shared_data_dir() is None
     with pytest.raises(FileNotFoundError, match="GPUMASK_DATA=.*nowhere.*not a folder"):
         shared_data_dir(required=True)
+
+
+def test_demo_dataset_on_a_cube_is_what_gammapy_tools_take(backend):
+    """A one-bin cube geometry: the same expected counts, an all-True mask_safe, so
+    the gammapy conversion runs gammapy's ExcessMapEstimator as the 2-D field does."""
+    axis = gpumask.MapAxis.from_energy_bounds("1 TeV", "100 TeV", nbin=1)
+    cube = gpumask.demo_dataset(geom=demo_geom().to_cube([axis]), backend=backend.name)
+    assert cube.counts.geom.data_shape == (1, 250, 250)
+    assert gpumask.to_host(cube.mask_safe.data).all()
+    np.testing.assert_array_equal(gpumask.to_host(cube.counts.data)[0],
+                                  gpumask.to_host(gpumask.demo_dataset(backend=backend.name).counts.data))
+    # two bins share the expectation: each bin has half the background
+    two = gpumask.MapAxis.from_energy_bounds("1 TeV", "100 TeV", nbin=2)
+    split = gpumask.demo_dataset(geom=demo_geom().to_cube([two]), backend=backend.name)
+    np.testing.assert_allclose(gpumask.to_host(split.background.data).sum(axis=0), true_background(demo_geom()))
+    gammapy_estimators = pytest.importorskip("gammapy.estimators")
+    theirs = gammapy_estimators.ExcessMapEstimator("0.4 deg").run(cube.to_gammapy())["sqrt_ts"].data
+    ours = gpumask.ExcessMapEstimator("0.4 deg").run(cube)["sqrt_ts"]
+    np.testing.assert_allclose(gpumask.to_host(ours.data), theirs, atol=1e-4, equal_nan=True)
+
+
+def test_get_backend_without_a_name_is_the_active_backend():
+    with gpumask.use_backend("numpy"):
+        assert gpumask.get_backend().name == "numpy"
+        assert gpumask.get_backend(None) is gpumask.backend.resolve_backend()
