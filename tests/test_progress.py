@@ -130,11 +130,20 @@ def test_batch_in_a_notebook_shows_a_widget_bar(shown_at_once, monkeypatch):
     (bar,) = bars
     assert (bar.n, bar.total, bar.desc, bar.closed) == (3, 3, "fields", True)
     assert bar.postfix == "done 2  skipped 1  failed 0"
-    # silenced: log lines instead of a bar
+    # silenced in the notebook: no bar, only failures
     gpumask.set_progress(False)
     import io
+    import sys
 
     log = io.StringIO()
-    quiet = runner.Progress(1, stream=log)
+    monkeypatch.setattr(sys, "stderr", log)
+    quiet = runner.Progress(2)
     quiet.update(FieldOutcome("a", "done", seconds=0.5))
-    assert len(bars) == 1 and log.getvalue() == "[1/1] a done: 0.50 s\n"
+    quiet.update(FieldOutcome("b", "failed", error="ValueError: bad"))
+    quiet.close()
+    assert len(bars) == 1 and log.getvalue() == "b: ValueError: bad\n"
+    # an explicit stream (or outside a notebook): one log line per field
+    log = io.StringIO()
+    lines = runner.Progress(1, stream=log)
+    lines.update(FieldOutcome("a", "done", seconds=0.5))
+    assert log.getvalue() == "[1/1] a done: 0.50 s\n"

@@ -314,8 +314,8 @@ def select_shard(jobs, shard):
 
 class Progress:
     """Progress of a batch: a one-line bar on a terminal, a ``tqdm`` widget in a
-    Jupyter notebook (unless progress bars are off, see :func:`gpumask.set_progress`),
-    one log line per field otherwise.
+    Jupyter notebook (only failed fields are reported there when progress bars are
+    off, see :func:`gpumask.set_progress`), one log line per field otherwise.
 
     Parameters
     ----------
@@ -341,8 +341,13 @@ class Progress:
         self.counts = {"done": 0, "skipped": 0, "failed": 0}
         self.t0 = time.perf_counter()
         self._widget = None
-        if tty is None and not self.tty and stream is None and in_notebook() and progress_enabled():
-            self._widget = open_bar(total, "fields", unit="field", delay=0)
+        # in a notebook: a widget, or (progress bars off) only the failures
+        self._quiet = False
+        if tty is None and not self.tty and stream is None and in_notebook():
+            if progress_enabled():
+                self._widget = open_bar(total, "fields", unit="field", delay=0)
+            else:
+                self._quiet = True
 
     @property
     def finished(self):
@@ -351,6 +356,10 @@ class Progress:
     def update(self, outcome: FieldOutcome):
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         elapsed = time.perf_counter() - self.t0
+        if self._quiet:
+            if outcome.status == "failed":
+                self.stream.write(f"{outcome.name}: {outcome.error}\n")
+            return
         if self._widget is not None:
             self._widget.update(1)
             self._widget.set_postfix_str(f"done {self.counts['done']}  skipped {self.counts['skipped']}  "
