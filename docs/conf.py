@@ -59,6 +59,22 @@ numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 numpydoc_validation_checks = {"GL08"} if os.environ.get("GPUMASK_DOCS_VALIDATE") else set()
 
+# -- cross-references (the build runs nitpicky: every reference must resolve) --------
+# No intersphinx (CI has no network): references into other packages are left
+# unresolved on purpose.  Only external packages here, never gpumask names.
+nitpick_ignore_regex = [
+    (r"py:.*", r"(numpy|astropy|regions|cupy|cupyx|gammapy|matplotlib|scipy|dask|distributed"
+               r"|collections|pathlib|os|typing)(\..*)?"),
+]
+# Private base classes (in private modules, so never documented) that
+# :show-inheritance: names on the pages of their public subclasses.
+nitpick_ignore = [
+    ("py:class", "gpumask.stats.counts_statistic._CountsStatistic"),  # CashCountsStatistic, WStat...
+    ("py:class", "gpumask.sky._geom_tools.GeomToolsMixin"),  # base of WcsGeom
+    ("py:class", "gpumask.sky._map_tools.MapSamplingMixin"),  # base of Map
+    ("py:class", "gpumask.sky._map_resample.MapResampleMixin"),  # base of Map
+]
+
 # -- notebooks -------------------------------------------------------------------
 nb_execution_mode = "force"  # run every notebook at every build
 nb_execution_raise_on_error = True  # a failing cell fails the build

@@ -11,9 +11,9 @@ The package is layered; each layer imports only those before it (at module level
 - :mod:`gpumask.catalog`: source catalogs;
 - :mod:`gpumask.stats`: convolution, Cash/WStat, excess maps;
 - :mod:`gpumask.masks`: region, catalog and significance masks, morphology;
-- :mod:`gpumask.background`: kernel and ring background estimators;
+- ``gpumask.background``: kernel and ring background estimators;
 - :mod:`gpumask.batch`: configs, the field pipeline, batch runners;
-- :mod:`gpumask.cli`: the ``gpumask`` command.
+- ``gpumask.cli``: the ``gpumask`` command.
 
 This module re-exports the names users reach for; ``tests/test_layers.py`` keeps the
 layering true.

@@ -43,7 +43,7 @@ def _gpu_summary(ok, status):
 
 
 class InfoReport(dict):
-    """What :func:`info` found; a dict that prints as a readable report.
+    """What :func:`~gpumask.info` found; a dict that prints as a readable report.
 
     Keys: ``python``, ``platform``, ``packages`` (name -> version or None),
     ``backend`` (``"numpy"`` or ``"cupy"``), ``backend_reason`` (why, in words),
@@ -97,7 +97,7 @@ def info(backend=None) -> InfoReport:
     Returns
     -------
     InfoReport
-        A dict that prints as text (see :class:`InfoReport` for its keys).
+        A dict that prints as text (see :class:`~gpumask.info.InfoReport` for its keys).
 
     Examples
     --------

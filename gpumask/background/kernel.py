@@ -226,7 +226,7 @@ class KernelBackgroundEstimator:
         Radius of the disk by which excluded pixels are grown in every pass
         (default "0.02 deg"; below one pixel it grows nothing).
     keep_record : bool
-        Keep the images of every pass in :attr:`images_stack` (the input images
+        Keep the images of every pass in ``images_stack`` (the input images
         with their significance first).
     dtype : float64 (default) or float32
         Precision of the convolutions.

@@ -1,17 +1,17 @@
 """Many fields, one config: declarative mask configs, the field pipeline, runners.
 
-:mod:`~gpumask.batch.config` validates a YAML config and a field list as a whole
-before any work; :mod:`~gpumask.batch.pipeline` runs one field (or a stack of
-equal-shape fields) through regions, catalogs, significance and morphology;
-:mod:`~gpumask.batch.runner` shards, resumes and dispatches fields locally or on dask;
-:mod:`~gpumask.batch.examples` holds the built-in example data (the demo field,
-simulated batch inputs) and finds the real data of the examples;
-:mod:`~gpumask.batch.guards` holds the checks against hostile configs and field
-lists (bounded YAML, outputs kept in their folder, file-name limits).
+``config`` validates a YAML config (:class:`~gpumask.batch.MaskConfig`) and a field
+list as a whole before any work; ``pipeline`` runs one field (or a stack of
+equal-shape fields) through regions, catalogs, significance and morphology
+(:func:`~gpumask.batch.run_jobs`); ``runner`` shards, resumes and dispatches fields
+locally or on dask (:func:`~gpumask.batch.run_batch`); ``examples`` holds the built-in
+example data (the demo field, simulated batch inputs) and finds the real data of the
+examples; ``guards`` holds the checks against hostile configs and field lists
+(bounded YAML, outputs kept in their folder, file-name limits).
 
 May import: every layer below it: the device layer, :mod:`gpumask.sky`,
 :mod:`gpumask.catalog`, :mod:`gpumask.stats`, :mod:`gpumask.masks` and
-:mod:`gpumask.background`.  Only :mod:`gpumask.cli` sits above.
+``gpumask.background``.  Only ``gpumask.cli`` sits above.
 """
 
 from .config import ConfigError, FieldJob, MaskConfig

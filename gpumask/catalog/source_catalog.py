@@ -303,7 +303,7 @@ class SourceCatalog:
 
     def to_regions(self, radius=None, psf=None, scale=None, min_radius=None):
         """One sky region per source, sized by its morphology (or ``radius``); see
-        :func:`gpumask.catalog.shapes.source_shapes` for the rules."""
+        :func:`gpumask.catalog.source_shapes` for the rules."""
         return to_regions(self, radius=radius, psf=psf, scale=scale, min_radius=min_radius)
 
     def _morphology_counts(self) -> str:
@@ -340,9 +340,9 @@ class SourceCatalog:
         path : str or path-like
             FITS (optionally gzipped), ECSV or CSV file; ``$VARS`` and ``~`` are expanded.
         format : str, optional
-            One of :data:`FORMATS` ("gammacat" is accepted for "gamma-cat").  Default: detected
-            from the file's content (HDU names, columns, source-name prefixes, ECSV metadata);
-            a table that is no known catalog reads as "table".
+            One of :data:`~gpumask.catalog.FORMATS` ("gammacat" is accepted for "gamma-cat").
+            Default: detected from the file's content (HDU names, columns, source-name
+            prefixes, ECSV metadata); a table that is no known catalog reads as "table".
         **kwargs
             Only for ``format="table"``:
 
@@ -407,7 +407,7 @@ def load(name, path=None) -> SourceCatalog:
         "1lhaaso".
     path : str or path-like, optional
         The catalog file.  Default: ``$GAMMAPY_DATA/catalogs/<file>`` with gammapy 2.1's file
-        names (:data:`DEFAULT_FILES`).
+        names (``DEFAULT_FILES`` in ``gpumask.catalog.source_catalog``).
 
     Raises
     ------

@@ -1,10 +1,11 @@
 """Everything that makes or changes an exclusion mask.
 
-Masks from sky regions (:mod:`~gpumask.masks.regions`: parse, compile to a shape
+Masks from sky regions (:func:`~gpumask.masks.region_mask`: parse, compile to a shape
 table, rasterise on the backend), from source catalogs
-(:mod:`~gpumask.masks.catalog_mask`), from significance maps
-(:mod:`~gpumask.masks.significance`), and binary morphology
-(:mod:`~gpumask.masks.morphology`: dilation, erosion, labels, holes, hysteresis).
+(:func:`~gpumask.exclusion_mask`), from significance maps
+(:func:`~gpumask.exclusion_from_significance`), and binary morphology
+(:func:`~gpumask.binary_dilate`, :func:`~gpumask.binary_erode`, :func:`~gpumask.label`,
+:func:`~gpumask.fill_holes`, :func:`~gpumask.hysteresis_threshold`).
 Masks follow gammapy's convention: True = usable for the background, False = excluded.
 
 May import: the device layer, :mod:`gpumask.sky`, :mod:`gpumask.catalog` and

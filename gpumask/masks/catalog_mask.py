@@ -97,14 +97,14 @@ def exclusion_mask(geom, catalog=None, regions=None, *, radius=None, psf=None, s
     geom : WcsGeom
     catalog : SourceCatalog or list of them, optional
         Every source whose region touches the map is excluded; the regions follow
-        the morphology rules of :mod:`gpumask.catalog.shapes` unless ``radius`` is given.
+        the morphology rules of :func:`gpumask.catalog.source_shapes` unless ``radius`` is given.
     regions : optional
         More regions to exclude, anything :meth:`WcsGeom.region_mask` accepts
         (ds9 strings and files, regions objects).  They are read as a set on their
         own, ds9 exclusions (``-circle``) included, and their union with the
         sources is excluded: a ``-`` shape never un-excludes a catalog source.
     radius, psf, scale, min_radius
-        See :func:`gpumask.catalog.shapes.source_shapes`.
+        See :func:`gpumask.catalog.source_shapes`.
     method : {"sky", "pixel"}
         "sky" (default): exact spherical shapes, the sources rasterised straight
         from arrays in the same pass as the regions.  "pixel": gammapy 2.1's pixel

@@ -23,7 +23,7 @@ Algorithms, and why
   O(N), ``method="edt"``) is also exact and radius-independent but measured
   2-5 times slower than the FFT on the CPU (2000 x 2000 and 18000 x 500, r = 5 to
   100 px, 2 cores), and cupyx's PBA+ transform pads planes to a square of their
-  longest side.  For footprints of at most :data:`DIRECT_MAX_AREA` pixels
+  longest side.  For footprints of at most ``DIRECT_MAX_AREA`` pixels
   (radius < 4 px) the NumPy backend calls ``binary_dilation`` directly, which is
   as fast there.  Erosion is ``erode(m) = ~dilate(~m)`` with the complementary
   border.
@@ -288,7 +288,7 @@ def _make_footprint(width, kernel, geom, gammapy_rounding, func):
 
 
 def footprint(width, kernel="disk", *, geom=None, gammapy_rounding=False):
-    """The footprint :func:`binary_dilate` and :func:`binary_erode` use.
+    """The footprint :func:`~gpumask.binary_dilate` and :func:`~gpumask.binary_erode` use.
 
     Parameters
     ----------
@@ -299,7 +299,7 @@ def footprint(width, kernel="disk", *, geom=None, gammapy_rounding=False):
     geom : `~gpumask.WcsGeom`, optional
         Gives the pixel scales (lon, lat) for angular widths.
     gammapy_rounding : bool
-        gammapy 2.1's footprint instead (see :func:`binary_dilate`).
+        gammapy 2.1's footprint instead (see :func:`~gpumask.binary_dilate`).
 
     Returns
     -------
@@ -508,7 +508,7 @@ _WIDTH_DOC = """width : float, str, `~astropy.units.Quantity` or a (lon, lat) pa
         cost independent of the radius, kernel transform cached; "edt": exact
         Euclidean distance transform, O(N); "direct": scipy/cupyx
         ``binary_dilation``, O(N r^2).  "auto" (default): "direct" for footprints
-        of at most :data:`DIRECT_MAX_AREA` pixels on NumPy, else "fft".  Boxes
+        of at most ``DIRECT_MAX_AREA`` pixels on NumPy, else "fft".  Boxes
         always use separable running maxima."""
 
 

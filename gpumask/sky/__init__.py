@@ -1,9 +1,9 @@
 """The data model: WCS geometries, non-spatial axes, maps, datasets and their FITS files.
 
-A geometry (:class:`WcsGeom`, host-side, small) says where each pixel is on the sky;
-a map (:class:`Map`) is a geometry plus data that stays on the backend that holds it
+A geometry (:class:`~gpumask.WcsGeom`, host-side, small) says where each pixel is on the sky;
+a map (:class:`~gpumask.Map`) is a geometry plus data that stays on the backend that holds it
 until FITS writing.  Pixel coordinates are computed on that backend too
-(:mod:`~gpumask.sky.projections`).
+(``gpumask.sky.projections``).
 
 May import: the device layer (``gpumask.backend``, ``gpumask._kernels``,
 ``gpumask.errors``, ``gpumask._utils``).  Nothing else at module level; the thin
@@ -11,7 +11,7 @@ gammapy-style convenience methods (``WcsGeom.region_mask``, ``Map.binary_erode``
 ``Map.convolve``, ...) import :mod:`gpumask.masks` and :mod:`gpumask.stats` when
 called, and say so.
 
-gammapy objects cross with :mod:`~gpumask.sky.bridge` (``from_gammapy`` /
+gammapy objects cross with ``gpumask.sky.bridge`` (``from_gammapy`` /
 ``to_gammapy``); gammapy is optional and imported only to build gammapy objects.
 """
 

@@ -168,6 +168,7 @@ class MapAxis:
 
     @property
     def unit(self) -> u.Unit:
+        """Unit of the axis coordinates (nodes, edges, centers)."""
         return self._unit
 
     @property
@@ -426,7 +427,7 @@ class MapAxis:
     def from_gammapy(cls, axis) -> "MapAxis":
         """The gpumask axis equal to a gammapy ``MapAxis``.
 
-        A thin wrapper of :func:`gpumask.sky.bridge.axis_from_gammapy` (imported
+        A thin wrapper of ``gpumask.sky.bridge.axis_from_gammapy`` (imported
         when called).
 
         Parameters
@@ -449,7 +450,7 @@ class MapAxis:
     def to_gammapy(self):
         """This axis as a gammapy ``MapAxis``.
 
-        A thin wrapper of :func:`gpumask.sky.bridge.axis_to_gammapy` (imported when
+        A thin wrapper of ``gpumask.sky.bridge.axis_to_gammapy`` (imported when
         called; needs gammapy).
 
         Returns
@@ -559,7 +560,7 @@ def _pad_pair(pad_width, what) -> tuple[int, int]:
 
 
 class MapAxes(tuple):
-    """The non-spatial axes of a geometry: a tuple of :class:`MapAxis`, innermost
+    """The non-spatial axes of a geometry: a tuple of :class:`~gpumask.MapAxis`, innermost
     first, that is also indexed by axis name as gammapy's ``MapAxes``.
 
     Parameters

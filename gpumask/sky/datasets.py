@@ -94,7 +94,7 @@ class MapDataset:
     def from_gammapy(cls, dataset, backend=None) -> "MapDataset":
         """Dataset from a gammapy ``MapDataset`` or ``MapDatasetOnOff``: the maps gpumask
         uses, one counted upload each; the gammapy IRFs, GTI and models are kept by
-        reference for :meth:`to_gammapy` (see :func:`gpumask.sky.bridge.dataset_from_gammapy`).
+        reference for :meth:`to_gammapy` (see ``gpumask.sky.bridge.dataset_from_gammapy``).
 
         Parameters
         ----------
@@ -118,7 +118,7 @@ class MapDataset:
 
     def to_gammapy(self):
         """This dataset as a gammapy ``MapDataset`` (``MapDatasetOnOff``): one counted
-        host copy per map (see :func:`gpumask.sky.bridge.dataset_to_gammapy`).
+        host copy per map (see ``gpumask.sky.bridge.dataset_to_gammapy``).
 
         Returns
         -------

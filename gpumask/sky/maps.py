@@ -170,13 +170,13 @@ class Map(MapSamplingMixin, MapResampleMixin):
 
     @classmethod
     def read(cls, filename, hdu=None, hdu_bands=None, format=None, backend=None):
-        """Read a map from a FITS file (see :func:`gpumask.sky.io.read_map`)."""
+        """Read a map from a FITS file (see :func:`gpumask.read_map`)."""
         from .io import read_map  # noqa: PLC0415
 
         return read_map(filename, hdu=hdu, hdu_bands=hdu_bands, format=format, backend=backend)
 
     def write(self, filename, overwrite=False, hdu=None, hdu_bands=None, checksum=False):
-        """Write to FITS atomically (see :func:`gpumask.sky.io.write_map`)."""
+        """Write to FITS atomically (see :func:`gpumask.write_map`)."""
         from .io import write_map  # noqa: PLC0415
 
         write_map(self, filename, overwrite=overwrite, hdu=hdu, hdu_bands=hdu_bands, checksum=checksum)
@@ -557,7 +557,7 @@ class Map(MapSamplingMixin, MapResampleMixin):
     # ------------------------------------------------------------------ convolution
     def convolve(self, kernel, dtype=np.float64) -> "Map":
         """Zero-padded "same" FFT convolution of every image plane with ``kernel``
-        (gammapy's method name); see :func:`gpumask.stats.convolution.convolve`."""
+        (gammapy's method name); see :func:`gpumask.stats.convolve`."""
         from ..stats.convolution import convolve  # noqa: PLC0415
 
         return convolve(self, kernel, dtype=dtype)
@@ -565,7 +565,7 @@ class Map(MapSamplingMixin, MapResampleMixin):
     def smooth(self, width, kernel="gauss", **kwargs):
         """Smooth every image plane with a ``kernel`` of ``width`` (gammapy's method).
 
-        A thin wrapper of :func:`gpumask.stats.smooth.smooth` (imported when called;
+        A thin wrapper of :func:`gpumask.smooth` (imported when called;
         see there for kernels, boundaries and options).
 
         Parameters
@@ -595,7 +595,7 @@ class Map(MapSamplingMixin, MapResampleMixin):
         """Dilate a boolean map by a disk or box of ``width`` (gammapy's method).
 
         Exact (equal to ``scipy.ndimage.binary_dilation`` with the footprint) and
-        O(N) whatever the width: see :func:`gpumask.masks.morphology.binary_dilate`.
+        O(N) whatever the width: see :func:`gpumask.binary_dilate`.
         ``use_fft`` is accepted for gammapy compatibility and ignored (gammapy's
         FFT dilation drops isolated pixels).  Same backend as the map.
         """
@@ -609,7 +609,7 @@ class Map(MapSamplingMixin, MapResampleMixin):
     ) -> "Map":
         """Erode a boolean map by a disk or box of ``width`` (gammapy's method).
 
-        Exact and O(N): see :func:`gpumask.masks.morphology.binary_erode`.  Outside the
+        Exact and O(N): see :func:`gpumask.binary_erode`.  Outside the
         map counts as True by default (``border_value=True``: the edge erodes
         nothing), which differs from gammapy: its erosion (FFT or not) eats a
         margin along every edge, as ``border_value=False`` does here.
@@ -624,28 +624,28 @@ class Map(MapSamplingMixin, MapResampleMixin):
 
     def fill_holes(self) -> "Map":
         """Boolean map with the holes of its True regions filled
-        (:func:`gpumask.masks.morphology.fill_holes`)."""
+        (:func:`gpumask.fill_holes`)."""
         from ..masks.morphology import fill_holes  # noqa: PLC0415
 
         return fill_holes(self)
 
     def remove_small_regions(self, min_area, *, connectivity=1) -> "Map":
         """Boolean map without the True regions smaller than ``min_area`` (pixels
-        or a solid angle; :func:`gpumask.masks.morphology.remove_small_regions`)."""
+        or a solid angle; :func:`gpumask.remove_small_regions`)."""
         from ..masks.morphology import remove_small_regions  # noqa: PLC0415
 
         return remove_small_regions(self, min_area, connectivity=connectivity)
 
     def label(self, *, connectivity=1) -> "Map":
         """int32 map of connected-component labels, per 2-D plane
-        (:func:`gpumask.masks.morphology.label`)."""
+        (:func:`gpumask.label`)."""
         from ..masks.morphology import label  # noqa: PLC0415
 
         return label(self, connectivity=connectivity)
 
     def hysteresis_threshold(self, low, high, *, connectivity=1) -> "Map":
         """Boolean map of the pixels above ``low`` connected to a pixel above
-        ``high`` (:func:`gpumask.masks.morphology.hysteresis_threshold`)."""
+        ``high`` (:func:`gpumask.hysteresis_threshold`)."""
         from ..masks.morphology import hysteresis_threshold  # noqa: PLC0415
 
         return hysteresis_threshold(self, low, high, connectivity=connectivity)
@@ -696,7 +696,7 @@ class Map(MapSamplingMixin, MapResampleMixin):
         bin plots as its image); a map with several bins raises a ValueError
         pointing to :meth:`plot_grid` and :meth:`slice_by_idx`.  The image crosses
         to the host once (counted, via :meth:`to_numpy`).  The code lives in
-        :mod:`gpumask.sky._plot` (matplotlib is imported when called).
+        ``gpumask.sky._plot`` (matplotlib is imported when called).
 
         A near-constant image (max - min below 1e-9 of the largest magnitude) is drawn
         in one colour with its value stated (colorbar tick ``"42 (uniform)"``, or the
@@ -720,7 +720,7 @@ class Map(MapSamplingMixin, MapResampleMixin):
         masks : dict of {str: `Map`} or `Map`, optional
             Keyword-only: boolean maps whose excluded regions are outlined as
             contours, with a legend of the labels (see
-            :func:`gpumask.sky._plot.plot_contours`).
+            ``gpumask.sky._plot.plot_contours``).
         kwargs_masks : dict, optional
             Keyword-only: passed to ``plot_contours`` (``colors``, ``linewidths``,
             ``linestyles``, ``legend``, ``kwargs_legend``).

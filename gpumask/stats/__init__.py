@@ -1,9 +1,9 @@
 """Statistics on maps: FFT convolution, Cash and WStat counts statistics, excess maps.
 
 :func:`convolve` correlates maps with disk, ring, Gaussian and box kernels through
-batched real FFTs on the data's backend; :class:`ExcessMapEstimator` turns counts and
+batched real FFTs on the data's backend; :class:`~gpumask.ExcessMapEstimator` turns counts and
 background into excess and significance (``sqrt_ts``) maps as gammapy's does;
-:func:`smooth` is gammapy's ``Map.smooth`` on the same FFTs.
+:func:`~gpumask.smooth` is gammapy's ``Map.smooth`` on the same FFTs.
 
 May import: the device layer and :mod:`gpumask.sky`.
 """

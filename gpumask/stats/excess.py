@@ -117,7 +117,7 @@ class ExcessMaps(Mapping):
 
     def to_gammapy(self) -> dict:
         """The maps as gammapy ``WcsNDMap`` objects, by name (one counted host copy
-        per map; see :func:`gpumask.sky.bridge.map_to_gammapy`).
+        per map; see ``gpumask.sky.bridge.map_to_gammapy``).
 
         Returns
         -------
