@@ -63,6 +63,7 @@ from .background import (
     AdaptiveRingBackgroundEstimator,
     KernelBackgroundEstimator,
     KernelBackgroundResult,
+    ReflectedRegionsFinder,
     RingBackgroundEstimator,
 )
 from .batch.examples import demo_catalog, demo_dataset, shared_data_dir
@@ -93,6 +94,7 @@ __all__ = [
     "MapDatasetOnOff",
     "MixedBackendError",
     "NonFiniteInputWarning",
+    "ReflectedRegionsFinder",
     "SourceCatalog",
     "WcsGeom",
     "WcsNDMap",

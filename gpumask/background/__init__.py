@@ -2,18 +2,21 @@
 
 :class:`KernelBackgroundEstimator` (the old ``gammapy.detect`` method: a ring
 background and a significance mask refined in turn), :class:`RingBackgroundEstimator`
-and :class:`AdaptiveRingBackgroundEstimator` (gammapy's ring makers).
+and :class:`AdaptiveRingBackgroundEstimator` (gammapy's ring makers), and
+:class:`ReflectedRegionsFinder` (off regions around the pointing, exact on the sphere).
 
 May import: the device layer, :mod:`gpumask.sky`, :mod:`gpumask.stats` and
 :mod:`gpumask.masks`.
 """
 
 from .kernel import KernelBackgroundEstimator, KernelBackgroundResult
+from .reflected import ReflectedRegionsFinder
 from .ring import AdaptiveRingBackgroundEstimator, RingBackgroundEstimator
 
 __all__ = [
     "AdaptiveRingBackgroundEstimator",
     "KernelBackgroundEstimator",
     "KernelBackgroundResult",
+    "ReflectedRegionsFinder",
     "RingBackgroundEstimator",
 ]
