@@ -175,8 +175,8 @@ class ReflectedRegionsFinder:
         if self.method == "pixel":
             from ._reflected_pixel import find_reflected_pixel  # noqa: PLC0415 - astropy/regions heavy path
 
-            mask = None if exclusion_mask is None else _host_mask(exclusion_mask)
-            return find_reflected_pixel(region, center[0], mask, angle_increment=self.angle_increment,
+            # the mask is cut to the local grid on its backend, then copied once
+            return find_reflected_pixel(region, center[0], exclusion_mask, angle_increment=self.angle_increment,
                                         min_distance=self.min_distance,
                                         min_distance_input=self.min_distance_input,
                                         max_region_number=self.max_region_number, binsz=self.binsz)
