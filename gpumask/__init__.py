@@ -63,6 +63,7 @@ from .background import (
     AdaptiveRingBackgroundEstimator,
     KernelBackgroundEstimator,
     KernelBackgroundResult,
+    ReflectedRegionsBackgroundEstimator,
     ReflectedRegionsFinder,
     RingBackgroundEstimator,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "MapDatasetOnOff",
     "MixedBackendError",
     "NonFiniteInputWarning",
+    "ReflectedRegionsBackgroundEstimator",
     "ReflectedRegionsFinder",
     "SourceCatalog",
     "WcsGeom",
