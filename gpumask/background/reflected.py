@@ -25,8 +25,10 @@ sky is displayed (increasing position angle around the pointing).
 * all candidates of all (region, pointing) pairs of one call are tested
   together, one batch per search step (every pair advances one candidate per
   step, so a call makes at most about ``2 pi / angle_increment`` batches).  The
-  mask comes to the host once per call, one counted
-  :func:`~gpumask.to_host`.  The tests run on the CPU.
+  mask comes to the host once per call (one counted :func:`~gpumask.to_host`)
+  to list its excluded pixels by tile; on the CuPy backend their centres go back
+  to the device once and the inside tests of every step run there, with one
+  counted copy of the step's flags (polygons are tested on the host).
 
 ``method="pixel"`` is gammapy 2.1's algorithm (a TAN grid of ``binsz`` around the
 pointing, the mask resampled to it, the on region rotated in pixel space), for
@@ -269,7 +271,7 @@ class ReflectedRegionsFinder:
                     raise ValueError("exclusion_mask must be an image (or one non-spatial bin), got shape "
                                      f"{usable.shape}")
                 usable = usable.reshape(usable.shape[-2:])
-            pixels = FlaggedPixels(geom, ~usable)
+            pixels = FlaggedPixels(geom, ~usable, backend=mask.backend)
             frame = rc.map_frame(geom)
         else:
             geom = WcsGeom.create(skydir=(0.0, 0.0), npix=1, binsz=1.0, frame="icrs")
