@@ -28,6 +28,7 @@ COMMANDS = {
     "kbe": "gpumask.cli.kbe",
     "batch": "gpumask.cli.batch",
     "examples": "gpumask.cli.examples",
+    "reflected": "gpumask.cli.reflected",
 }
 
 
