@@ -147,20 +147,32 @@ def field_state(job, overwrite=False) -> tuple[str, str]:
     files: inputs replaced in place need ``overwrite``.
     """
     existing = [p for p in [*job.outputs.values(), str(job.manifest)] if Path(p).exists()]
+    return decide_state(existing, job.manifest, job.job_hash, lambda: _read_manifest(job), _written_by,
+                        overwrite, other="by another config", fix="rebuild or change output.mask",
+                        mine="by this job")
+
+
+def decide_state(existing, manifest_path, job_hash, read_manifest, written_by, overwrite, *, other, fix, mine):
+    """The resume rule shared by :func:`field_state` and the reflected runner.
+
+    ``existing``: the outputs and manifest found on disk; ``read_manifest()``: the
+    manifest (or None); ``written_by(path)``: the job hash an output carries.
+    ``other``, ``fix`` and ``mine`` word the conflict messages.
+    """
     if not existing:
         return "todo", "new"
     if overwrite:
         return "todo", "--overwrite"
-    manifest = _read_manifest(job)
-    if manifest is not None and manifest.get("job_hash") == job.job_hash and _intact(manifest):
+    manifest = read_manifest()
+    if manifest is not None and manifest.get("job_hash") == job_hash and _intact(manifest):
         return "complete", ""
-    if manifest is not None and manifest.get("job_hash") != job.job_hash:
+    if manifest is not None and manifest.get("job_hash") != job_hash:
         return "conflict", (
-            f"{job.manifest} was written by another config (job {manifest.get('job_hash')}, now "
-            f"{job.job_hash}); pass --overwrite to rebuild or change output.mask")
-    foreign = [p for p in existing if p != str(job.manifest) and _written_by(p) != job.job_hash]
+            f"{manifest_path} was written {other} (job {manifest.get('job_hash')}, now "
+            f"{job_hash}); pass --overwrite to {fix}")
+    foreign = [p for p in existing if str(p) != str(manifest_path) and written_by(p) != job_hash]
     if foreign:
-        return "conflict", f"{foreign[0]} exists and was not written by this job; pass --overwrite to replace it"
+        return "conflict", f"{foreign[0]} exists and was not written {mine}; pass --overwrite to replace it"
     return "todo", "incomplete earlier run"
 
 

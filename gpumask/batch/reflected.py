@@ -53,7 +53,7 @@ from ..errors import GpumaskWarning
 from ..sky.io import atomic_write_bytes, remove_stale_temp_files
 from .config import ConfigError
 from .guards import check_name, file_key, folder_problem, inside, make_folders, path_problem, show
-from .pipeline import FieldOutcome, _claim, _intact, _read_manifest, _sha256
+from .pipeline import FieldOutcome, _claim, _read_manifest, _sha256, decide_state
 
 __all__ = ["ReflectedRow", "parse_energy_edges", "plan_reflected", "reflected_state", "run_reflected",
            "default_report_path", "folder_of"]
@@ -364,20 +364,9 @@ def reflected_state(row, overwrite=False) -> tuple[str, str]:
     ('todo', 'new')
     """
     existing = [p for p in [*row.outputs.values(), row.manifest] if os.path.lexists(p)]
-    if not existing:
-        return "todo", "new"
-    if overwrite:
-        return "todo", "--overwrite"
-    manifest = _read_manifest(row)
-    if manifest is not None and manifest.get("job_hash") == row.job_hash and _intact(manifest):
-        return "complete", ""
-    if manifest is not None and manifest.get("job_hash") != row.job_hash:
-        return "conflict", (f"{row.manifest} was written for another row, options or inputs (job "
-                            f"{manifest.get('job_hash')}, now {row.job_hash}); pass --overwrite to redo it")
-    foreign = [p for p in existing if p != row.manifest and _written_by(p) != row.job_hash]
-    if foreign:
-        return "conflict", f"{foreign[0]} exists and was not written for this row; pass --overwrite to replace it"
-    return "todo", "incomplete earlier run"
+    return decide_state(existing, row.manifest, row.job_hash, lambda: _read_manifest(row), _written_by,
+                        overwrite, other="for another row, options or inputs", fix="redo it",
+                        mine="for this row")
 
 
 # ----------------------------------------------------------------------------- running
