@@ -450,9 +450,11 @@ class _RingInputs:
         if excl is not None:
             excl = excl.reshape((-1, ny, nx))
             usable = excl if usable is None else usable & excl
-        if usable is None:
-            usable = True  # every pixel finite and no exclusion mask
-        self.stack = xp.concatenate([xp.where(usable, counts, 0.0), xp.where(usable, background, 0.0)])
+        if usable is None:  # every pixel finite and no exclusion mask
+            dtype = np.result_type(counts.dtype, background.dtype, 0.0)  # as xp.where(.., 0.0) gives
+            self.stack = xp.concatenate([counts, background]).astype(dtype, copy=False)
+        else:
+            self.stack = xp.concatenate([xp.where(usable, counts, 0.0), xp.where(usable, background, 0.0)])
         # largest |value| of each input: with the kernel's sum it bounds the ring
         # sums, and eps times that bound is the FFT's round-off floor
         self.scale = xp.max(xp.abs(self.stack.reshape(2, -1)), axis=1)

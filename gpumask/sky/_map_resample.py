@@ -214,10 +214,12 @@ class MapResampleMixin:
             values = self.data if w is None else self.data * w
             data = _block_reduce(xp, values, dims, factor, xp.nansum)
             if not preserve_counts:
-                wsum = (_block_reduce(xp, xp.broadcast_to(w, self.data.shape), dims, factor, xp.nansum)
-                        if w is not None else float(factor ** len(dims)))
-                nonzero = wsum != 0
-                data = xp.where(nonzero, data / xp.where(nonzero, wsum, 1), 0.0)
+                if w is None:  # plain mean of each block
+                    data = data / float(factor ** len(dims))
+                else:
+                    wsum = _block_reduce(xp, xp.broadcast_to(w, self.data.shape), dims, factor, xp.nansum)
+                    nonzero = wsum != 0
+                    data = xp.where(nonzero, data / xp.where(nonzero, wsum, 1), 0.0)
             data = data.astype(self.dtype)
         return self._new(data, geom=geom)
 

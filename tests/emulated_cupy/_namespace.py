@@ -193,6 +193,20 @@ def _copyto(dst, src, casting="same_kind", where=None):
         np.copyto(dst._a, unwrap(src, host_ok=True), casting=casting, where=True if where is None else unwrap(where))
 
 
+def _where_func():
+    plain = _function("cupy.where", np.where, None)
+
+    def where(condition, x=None, y=None):
+        # CuPy 14 calls condition.astype() when x and y are given: a Python bool or
+        # number raises there (seen on an H200, where the emulator had let it pass)
+        if x is not None and y is not None and not hasattr(condition, "astype"):
+            raise AttributeError(f"{type(condition).__name__!r} object has no attribute 'astype'")
+        return plain(condition) if x is None and y is None else plain(condition, x, y)
+
+    where.__qualname__ = "cupy.where"
+    return where
+
+
 def _show_config(*, _full=False):
     print(f"emulated CuPy {recorded()['cupy_version']} on {_device.CONFIG.name}")
 
@@ -204,7 +218,7 @@ def _custom():
         "cupy": {
             "ndarray": ndarray, "ufunc": ufunc, "asarray": _asarray, "asanyarray": _asarray,
             "array": _array_func, "ascontiguousarray": _ascontiguousarray, "asnumpy": _asnumpy,
-            "get_array_module": _get_array_module, "copyto": _copyto,
+            "get_array_module": _get_array_module, "copyto": _copyto, "where": _where_func(),
             "get_default_memory_pool": _device.get_default_memory_pool,
             "get_default_pinned_memory_pool": _device.get_default_pinned_memory_pool,
             "is_available": _device.is_available, "show_config": _show_config,

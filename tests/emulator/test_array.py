@@ -173,3 +173,15 @@ def test_emulator_never_stands_in_for_a_required_gpu():
         capture_output=True, text=True, env=env, check=False, timeout=120)
     assert result.returncode != 0
     assert "a real-GPU run must never use the emulator" in result.stdout + result.stderr
+
+
+def test_where_refuses_a_python_condition(a):
+    """CuPy 14's three-argument where calls ``condition.astype``: a Python bool fails
+    there (an H200 run found two such calls that the emulator had let through)."""
+    with pytest.raises(AttributeError, match="astype"):
+        cp.where(True, a, 0.0)
+    out = cp.where(a > 4, a, 0.0)
+    assert isinstance(out, emulated_cupy.ndarray)
+    np.testing.assert_array_equal(out.get(), np.where(np.arange(12.0).reshape(3, 4) > 4,
+                                                      np.arange(12.0).reshape(3, 4), 0.0))
+    assert len(cp.where(a > 4)) == 2  # the one-argument form is nonzero()
