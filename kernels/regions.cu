@@ -60,3 +60,29 @@ extern "C" __global__ void __launch_bounds__(GPUMASK_TILE * 8) rasterise_tiles(
         flags, params, vx, vy, lon_in, lat_in, GPUMASK_PROJ, w, GPUMASK_REGION_SKY != 0,
         GPUMASK_REGION_COORDS_FROM_ARRAYS != 0);
 }
+
+// label_tiles
+//     Launched by gpumask.masks._region_raster.rasterise_labels_cupy (mask
+//     provenance), with the builds and launch of rasterise_tiles.  Outputs: label1,
+//     label2 (ny, nx) int32, the two smallest component ids comp[m] of the shapes
+//     holding each pixel (0: none); comp[] takes the place of flags[].
+extern "C" __global__ void __launch_bounds__(GPUMASK_TILE * 8) label_tiles(
+    int* __restrict__ label1, int* __restrict__ label2, const int nx, const int ny,
+    const int* __restrict__ tiles, const int* __restrict__ starts,
+    const int* __restrict__ members, const int* __restrict__ kinds,
+    const int* __restrict__ comp, const double* __restrict__ params,
+    const double* __restrict__ vx, const double* __restrict__ vy,
+    const double* __restrict__ lon_in, const double* __restrict__ lat_in,
+    const double crpix1, const double crpix2,
+    const double cd11, const double cd12, const double cd21, const double cd22,
+    const double ci11, const double ci12, const double ci21, const double ci22,
+    const double x0, const double y0, const double r0,
+    const double e0, const double e1, const double e2, const double e3, const double e4)
+{
+    const gpumask_wcs w = {crpix1, crpix2, cd11, cd12, cd21, cd22, ci11, ci12, ci21, ci22,
+                           x0, y0, r0, e0, e1, e2, e3, e4};
+    gpumask_region_label_thread<GPUMASK_TILE>(
+        blockIdx.x, threadIdx.x, threadIdx.y, label1, label2, nx, ny, tiles, starts, members,
+        kinds, comp, params, vx, vy, lon_in, lat_in, GPUMASK_PROJ, w, GPUMASK_REGION_SKY != 0,
+        GPUMASK_REGION_COORDS_FROM_ARRAYS != 0);
+}

@@ -168,4 +168,73 @@ GPUMASK_HD inline void gpumask_region_tile_thread(
     }
 }
 
+// Mask provenance: like gpumask_region_tile_thread, but each pixel keeps the two
+// smallest distinct component ids comp[m] (>= 1) of the shapes that contain it
+// (label1, label2: int32, 0 for none), as rasterise_labels_numpy does.  Every row
+// is an include shape.
+template <int TILE>
+GPUMASK_HD inline void gpumask_region_label_thread(
+    int t, int tx, int ty, int* label1, int* label2, int nx, int ny, const int* tiles,
+    const int* starts, const int* members, const int* kinds, const int* comp,
+    const double* params, const double* vx, const double* vy, const double* lon_in,
+    const double* lat_in, int code, const gpumask_wcs& w, bool sky, bool coords_from_arrays)
+{
+    const int rows = TILE / 8;
+    const int none = 0x7fffffff;
+    const int ntx = (nx + TILE - 1) / TILE;
+    const int tile = tiles[t];
+    const int ix = (tile % ntx) * TILE + tx;
+    const int iy0 = (tile / ntx) * TILE + ty;
+    gpumask_pixel pix[TILE / 8];
+    int first[TILE / 8], second[TILE / 8];
+    for (int k = 0; k < rows; ++k) {
+        const int iy = iy0 + 8 * k;
+        first[k] = second[k] = none;
+        const double nan = gpumask_nan();
+        pix[k].x = pix[k].y = pix[k].px = pix[k].py = pix[k].pz = nan;
+        if (ix >= nx || iy >= ny) continue;
+        double lon, lat;
+        if (coords_from_arrays) {
+            lon = lon_in[(long long)iy * nx + ix];
+            lat = lat_in[(long long)iy * nx + ix];
+        } else {
+            gpumask_wcs_pix2world(code, w, (double)ix, (double)iy, &lon, &lat);
+        }
+        if (!gpumask_isfinite(lon) || !gpumask_isfinite(lat)) continue;
+        pix[k].x = (double)ix;
+        pix[k].y = (double)iy;
+        if (sky) {
+            double sl, cl, sb, cb;
+            gpumask_sincos(lon * GPUMASK_D2R, &sl, &cl);
+            gpumask_sincos(lat * GPUMASK_D2R, &sb, &cb);
+            pix[k].px = cb * cl;
+            pix[k].py = cb * sl;
+            pix[k].pz = sb;
+        }
+    }
+    for (int s = starts[t]; s < starts[t + 1]; ++s) {
+        const int m = members[s];
+        const int kind = kinds[m];
+        const int c = comp[m];
+        const double* p = params + (long long)m * GPUMASK_REGION_NPARAM;
+        for (int k = 0; k < rows; ++k) {
+            if (c == first[k] || c >= second[k]) continue;  // nothing to learn
+            if (!gpumask_region_inside(kind, p, vx, vy, pix[k])) continue;
+            if (c < first[k]) {
+                second[k] = first[k];
+                first[k] = c;
+            } else {
+                second[k] = c;
+            }
+        }
+    }
+    for (int k = 0; k < rows; ++k) {
+        const int iy = iy0 + 8 * k;
+        if (ix < nx && iy < ny) {
+            label1[(long long)iy * nx + ix] = first[k] == none ? 0 : first[k];
+            label2[(long long)iy * nx + ix] = second[k] == none ? 0 : second[k];
+        }
+    }
+}
+
 #endif  // GPUMASK_REGIONS_CUH

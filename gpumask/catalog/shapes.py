@@ -53,6 +53,8 @@ class SourceShapes:
     semi_major: np.ndarray
     semi_minor: np.ndarray
     angle: np.ndarray
+    #: how each size was reached (``source_shapes(..., rules=True)``), else None
+    rules: np.ndarray | None = None
 
     def __len__(self):
         return len(self.names)
@@ -63,7 +65,8 @@ class SourceShapes:
 
     def select(self, idx) -> "SourceShapes":
         return SourceShapes(self.names[idx], self.positions[idx], self.semi_major[idx],
-                            self.semi_minor[idx], self.angle[idx])
+                            self.semi_minor[idx], self.angle[idx],
+                            None if self.rules is None else self.rules[idx])
 
 
 def _scales(scale):
@@ -100,7 +103,7 @@ def _column(morph, name, n):
     return values if unit is None else u.Quantity(values, unit).to_value(u.deg)
 
 
-def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None) -> SourceShapes:
+def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None, *, rules=False) -> SourceShapes:
     """The region of every source of ``catalog`` (rules in the module docstring).
 
     Parameters
@@ -115,6 +118,10 @@ def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None) -
         ``{"gauss": 2.5, ...}`` per type (defaults in :data:`DEFAULT_SCALE`).
     min_radius : angle, optional
         Lower bound of every semi-axis (default 0).
+    rules : bool
+        Also say, per source, how its size was reached (``SourceShapes.rules``,
+        e.g. ``"gauss 3 sigma (sigma 0.107 deg) + psf 0.1 deg = 0.336 deg"``): the
+        rule column of a mask's provenance.
     """
     n = len(catalog)
     names = np.asarray(catalog.names)
@@ -122,10 +129,13 @@ def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None) -
     if radius is not None:
         if psf is not None or scale is not None:
             raise ValueError("radius= gives every source a fixed circle; it cannot be combined with psf= or scale=")
-        r = _radius_values(radius, n)
-        if min_radius is not None:
-            r = np.maximum(r, parse_angle(min_radius, "min_radius"))
-        return SourceShapes(names, positions, r, r.copy(), np.zeros(n))
+        r0 = _radius_values(radius, n)
+        r = r0 if min_radius is None else np.maximum(r0, parse_angle(min_radius, "min_radius"))
+        text = None
+        if rules:
+            text = np.array([f"fixed radius {a:.4g} deg" + (f", raised to min_radius {b:.4g} deg" if b > a else "")
+                             for a, b in zip(r0, r)], dtype=object)
+        return SourceShapes(names, positions, r, r.copy(), np.zeros(n), text)
 
     psf_deg = DEFAULT_PSF if psf is None else parse_angle(psf, "psf")
     floor = 0.0 if min_radius is None else parse_angle(min_radius, "min_radius")
@@ -180,7 +190,33 @@ def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None) -
             GpumaskWarning,
             stacklevel=2,
         )
-    return SourceShapes(names, positions, major, minor, angle)
+    text = None
+    if rules:
+        text = np.array([_rule(kind[i], bool(bounded[i]), a[i], b[i], s[i], psf_deg, floor, major[i], minor[i])
+                         for i in range(n)], dtype=object)
+    return SourceShapes(names, positions, major, minor, angle, text)
+
+
+def _rule(kind, bounded, a, b, scale, psf, floor, major, minor):
+    """One source's size rule in words, e.g. ``gauss 3 sigma (sigma 0.1 deg) + psf 0.1 deg = 0.32 deg``."""
+    if bounded:
+        size = f"size upper limit {a:.4g} deg"
+    elif kind in ("point", "unknown") or a == 0:
+        size = "point-like"
+    elif kind == "gauss":
+        size = f"gauss {scale:g} sigma (sigma {a:.4g} deg)"
+    elif scale != 1:
+        size = f"{kind} {scale:g} x {a:.4g} deg"
+    else:
+        size = f"{kind} {a:.4g} deg"
+    if b != a and not bounded:
+        size += f" x {b:.4g} deg"
+    out = f"{size} + psf {psf:.4g} deg (quadrature) = {major:.4g} deg"
+    if minor != major:
+        out += f" x {minor:.4g} deg"
+    if floor > 0 and major <= floor:
+        out += f" (min_radius {floor:.4g} deg)"
+    return out
 
 
 def _radius_values(radius, n):

@@ -109,7 +109,7 @@ def fill_holes(mask):
     for edge in (labels[..., 0, :], labels[..., -1, :], labels[..., :, 0], labels[..., :, -1]):
         touches_edge[edge] = True
     touches_edge[0] = False  # label 0: the True pixels themselves
-    return _wrap(~touches_edge[labels], template)
+    return _carry(template, _wrap(~touches_edge[labels], template), "fill_holes")
 
 
 def _parse_area(min_area):
@@ -188,10 +188,17 @@ def remove_small_regions(mask, min_area, *, connectivity=1):
     areas = _component_sums(be, labels, n, weights)
     keep = areas >= value
     keep[0] = False
-    return _wrap(keep[labels], template)
+    out = _wrap(keep[labels], template)
+    return _carry(template, out, f"remove_small_regions: usable islands under {min_area}")
 
 
 # ----------------------------------------------------------------------------- thresholds
+
+
+def _carry(template, out, detail):
+    from ._explain import carry  # noqa: PLC0415 - _explain imports this module's users
+
+    return carry(template, out, detail)
 
 
 def _hysteresis(be, low_mask, high_mask, connectivity):

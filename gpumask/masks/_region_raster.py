@@ -480,10 +480,81 @@ def _rasterise_chunk(geom, table, tiles, starts, members, bits, need_sky, view, 
     view[ty, :, tx, :] = acc.reshape(len(chunk), TILE, TILE)
 
 
+# ----------------------------------------------------------------------------- labels
+
+
+def _two_smallest_runs(values, run_start, run_of):
+    """Per run of rows (pairs of one tile): the two smallest distinct values of each
+    pixel column (``_NO_LABEL`` where none)."""
+    first = np.minimum.reduceat(values, run_start, axis=0)
+    rest = np.where(values == first[run_of], _NO_LABEL, values)
+    return first, np.minimum.reduceat(rest, run_start, axis=0)
+
+
+def _merge_smallest(a1, a2, b1, b2):
+    """Two smallest distinct of {a1, a2} | {b1, b2} (``_NO_LABEL`` = none, a1 < a2, b1 < b2)."""
+    first = np.minimum(a1, b1)
+    second = np.where(a1 < b1, np.minimum(a2, b1), np.where(b1 < a1, np.minimum(b2, a1), np.minimum(a2, b2)))
+    return first, second
+
+
+_NO_LABEL = np.int32(np.iinfo(np.int32).max)
+
+
+def rasterise_labels_numpy(geom, table: ShapeTable, comp):
+    """Label rasterisation on the CPU (the oracle of ``label_tiles``): for each pixel
+    the two smallest component ids ``comp[row]`` (>= 1) of the rows that contain it,
+    as int32 images ``(label, label2)``, 0 for none.  Rows must be include shapes."""
+    nx, ny = geom.npix
+    ntx, nty = tile_counts(geom)
+    out1 = np.zeros((nty * TILE, ntx * TILE), dtype=np.int32)
+    out2 = np.zeros_like(out1)
+    if len(table) == 0:
+        return out1[:ny, :nx].copy(), out2[:ny, :nx].copy()
+    comp = np.asarray(comp, np.int32)
+    tiles, starts, members = bin_shapes(geom, table)
+    need_sky = table.has_sky
+    v1 = out1.reshape(nty, TILE, ntx, TILE)
+    v2 = out2.reshape(nty, TILE, ntx, TILE)
+    with progress_bar(len(tiles), "labelling shapes", unit="tile") as bar:
+        for c0 in range(0, len(tiles), _CHUNK_TILES):
+            chunk = tiles[c0 : c0 + _CHUNK_TILES]
+            pix, _ = _tile_pixels(geom, chunk, need_sky)
+            acc1 = np.full((len(chunk), TILE * TILE), _NO_LABEL, dtype=np.int32)
+            acc2 = acc1.copy()
+            lo, hi = starts[c0], starts[min(c0 + _CHUNK_TILES, len(tiles))]
+            local = np.repeat(np.arange(len(chunk)), np.diff(starts[c0 : c0 + len(chunk) + 1]))
+            shapes = members[lo:hi]
+            kinds = table.kind[shapes]
+            for kind in np.unique(kinds):
+                sel = np.flatnonzero(kinds == kind)
+                for s0 in range(0, len(sel), _CHUNK_PAIRS):
+                    part = sel[s0 : s0 + _CHUNK_PAIRS]
+                    m = shapes[part]
+                    where = local[part]
+                    p = [table.params[m, k][:, None] for k in range(table.params.shape[1])]
+                    keys = ("px", "py", "pz") if kind in SKY_KINDS else ("x", "y")
+                    sub = {key: pix[key][where] for key in keys}
+                    inside = _eval_kind(int(kind), p, table, m, sub)
+                    values = np.where(inside, comp[m][:, None], _NO_LABEL)
+                    run_start = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
+                    run_of = np.cumsum(np.r_[False, where[1:] != where[:-1]])
+                    f, sec = _two_smallest_runs(values, run_start, run_of)
+                    t = where[run_start]
+                    acc1[t], acc2[t] = _merge_smallest(acc1[t], acc2[t], f, sec)
+            acc1[acc1 == _NO_LABEL] = 0
+            acc2[acc2 == _NO_LABEL] = 0
+            ty, tx = np.divmod(chunk, ntx)
+            v1[ty, :, tx, :] = acc1.reshape(len(chunk), TILE, TILE)
+            v2[ty, :, tx, :] = acc2.reshape(len(chunk), TILE, TILE)
+            bar.update(len(chunk))
+    return np.ascontiguousarray(out1[:ny, :nx]), np.ascontiguousarray(out2[:ny, :nx])
+
+
 # ----------------------------------------------------------------------------- cupy
 
 
-def rasterise_build(sky, proj_code) -> KernelBuild:
+def rasterise_build(sky, proj_code, labels=False) -> KernelBuild:
     """The build of ``rasterise_tiles`` (kernels/regions.cu) for one shape table and map.
 
     :func:`rasterise_cupy` launches exactly this build; the CI build check
@@ -499,6 +570,9 @@ def rasterise_build(sky, proj_code) -> KernelBuild:
         :data:`~gpumask.sky.projections.SUPPORTED_PROJECTIONS`) when its WCS has
         device parameters; None when it has not and the kernel reads astropy's
         coordinates from arrays (``GPUMASK_REGION_COORDS_FROM_ARRAYS``).
+    labels : bool
+        The ``label_tiles`` entry instead: the two smallest component ids of the
+        shapes holding each pixel (mask provenance, :func:`rasterise_labels_cupy`).
 
     Returns
     -------
@@ -526,28 +600,35 @@ def rasterise_build(sky, proj_code) -> KernelBuild:
         defines["GPUMASK_REGION_COORDS_FROM_ARRAYS"] = 1
     else:
         defines.update(projection_defines(proj_code))
-    return KernelBuild("regions.cu", "rasterise_tiles", defines=defines)
+    return KernelBuild("regions.cu", "label_tiles" if labels else "rasterise_tiles", defines=defines)
 
 
 @register_builds
 def _rasterise_builds():
-    """Every build :func:`rasterise_cupy` can request: with and without sky shapes,
-    for each device projection and for coordinates read from arrays."""
-    for sky in (False, True):
-        for proj_code in (*SUPPORTED_PROJECTIONS, None):
-            yield rasterise_build(sky, proj_code)
+    """Every build :func:`rasterise_cupy` and :func:`rasterise_labels_cupy` can
+    request: with and without sky shapes, for each device projection and for
+    coordinates read from arrays."""
+    for labels in (False, True):
+        for sky in (False, True):
+            for proj_code in (*SUPPORTED_PROJECTIONS, None):
+                yield rasterise_build(sky, proj_code, labels)
 
 
-def rasterise_cupy(geom, table: ShapeTable, backend):
-    """Launch ``rasterise_tiles`` (kernels/regions.cu): one block per active tile."""
+def rasterise_cupy(geom, table: ShapeTable, backend, comp=None):
+    """Launch ``rasterise_tiles`` (kernels/regions.cu): one block per active tile.
+
+    With ``comp`` (component id per row, >= 1), ``label_tiles`` instead: returns
+    the int32 images ``(label, label2)`` of :func:`rasterise_labels_numpy`."""
     xp = backend.xp
     nx, ny = geom.npix
-    image = xp.zeros((ny, nx), dtype=xp.uint8)
+    image = xp.zeros((ny, nx), dtype=xp.uint8 if comp is None else xp.int32)
+    outputs = (image,) if comp is None else (image, xp.zeros((ny, nx), dtype=xp.int32))
+    done = image if comp is None else outputs
     if len(table) == 0:
-        return image
+        return done
     tiles, starts, members = bin_shapes(geom, table)
     if len(tiles) == 0:
-        return image
+        return done
     if len(members) >= 2**31 or len(table) >= 2**31:
         raise ValueError(
             f"{len(members)} (tile, shape) pairs exceed the kernel's int32 indices; "
@@ -561,16 +642,23 @@ def rasterise_cupy(geom, table: ShapeTable, backend):
         # no device projection: the kernel reads astropy's coordinates (uploaded)
         coords = geom.get_coord(backend=backend)
         wcs_args = (0.0,) * 18
-    kernel = get_kernel(rasterise_build(table.has_sky, None if params is None else params.code))
+    kernel = get_kernel(rasterise_build(table.has_sky, None if params is None else params.code,
+                                        labels=comp is not None))
     d = lambda a, dt: to_device(np.ascontiguousarray(a, dtype=dt), backend)  # noqa: E731
     lon, lat = coords if coords is not None else (xp.zeros(1), xp.zeros(1))
-    args = (
-        image, np.int32(nx), np.int32(ny),
+    args = outputs + (
+        np.int32(nx), np.int32(ny),
         d(tiles, np.int32), d(starts, np.int32), d(members, np.int32),
-        d(table.kind, np.int32), d(table.flags, np.int32), d(table.params, np.float64),
+        d(table.kind, np.int32), d(table.flags if comp is None else comp, np.int32),
+        d(table.params, np.float64),
         d(table.vx if len(table.vx) else np.zeros(1), np.float64),
         d(table.vy if len(table.vy) else np.zeros(1), np.float64),
         lon, lat,
     ) + tuple(np.float64(v) for v in wcs_args)
     kernel((len(tiles), 1, 1), (TILE, 8, 1), args)
-    return image
+    return done
+
+
+def rasterise_labels_cupy(geom, table: ShapeTable, comp, backend):
+    """``label_tiles`` on the device: see :func:`rasterise_labels_numpy`."""
+    return rasterise_cupy(geom, table, backend, comp=np.asarray(comp, np.int32))

@@ -76,6 +76,7 @@ from astropy import units as u
 
 from ..backend import backend_of, device_constant
 from ..stats.convolution import convolve
+from ._explain import carry
 
 # The labelling tools live in _labels and the input checks in _inputs; the names below stay
 # importable from here (the documented names; significance imports its checks from here).
@@ -534,7 +535,8 @@ def binary_dilate(mask, width, *, kernel="disk", gammapy_rounding=False, method=
     data, template = _mask_input(mask, "binary_dilate")
     geom = template.geom if template is not None else None
     fp = _make_footprint(width, kernel, geom, gammapy_rounding, "binary_dilate")
-    return _wrap(_dilate_data(backend_of(data), data, fp, _check_method(method)), template)
+    out = _wrap(_dilate_data(backend_of(data), data, fp, _check_method(method)), template)
+    return carry(template, out, f"binary_dilate {width} ({kernel})")
 
 
 def binary_erode(mask, width, *, kernel="disk", gammapy_rounding=False, border_value=True, method="auto"):
@@ -566,7 +568,11 @@ def binary_erode(mask, width, *, kernel="disk", gammapy_rounding=False, border_v
         raise ValueError(f"border_value must be True or False, got {border_value!r}")
     geom = template.geom if template is not None else None
     fp = _make_footprint(width, kernel, geom, gammapy_rounding, "binary_erode")
-    return _wrap(_erode_data(backend_of(data), data, fp, bool(border_value), _check_method(method)), template)
+    out = _wrap(_erode_data(backend_of(data), data, fp, bool(border_value), _check_method(method)), template)
+    if template is not None and template.provenance is not None:
+        detail = f"binary_erode {width} ({kernel}, {fp.array().shape[1] // 2} x {fp.array().shape[0] // 2} px)"
+        out = carry(template, out, detail, fp_array=fp.array())
+    return out
 
 
 if binary_dilate.__doc__:  # None under python -OO

@@ -296,69 +296,88 @@ def _validate_shape(region, category, sky, method, check_centre):
 # ----------------------------------------------------------------------------- compilation
 
 
-def _compile(leaves, geom, method):
+def _compile(leaves, geom, method, owners=False):
     """ShapeTable and point pixels (flat indices, flags) of non-compound regions.
 
-    ``leaves`` is a list of (region, flag) pairs, flag = FLAG_EXCLUDE or 0.
+    ``leaves`` is a list of (region, flag) pairs, flag = FLAG_EXCLUDE or 0.  With
+    ``owners=True`` also the leaf index of every table row and of every point
+    pixel (mask provenance).
     """
 
     frame = rc.map_frame(geom)
     wcs = geom.wcs
     groups: dict = {}
-    tables = []
-    point_idx, point_flag = [], []
+    tables, row_owner = [], []
+    point_idx, point_flag, point_owner = [], [], []
 
-    def add_points(x, y, flag):
+    def add_points(x, y, flag, owner):
         idx = rc.point_pixels(x, y, geom, method)
         point_idx.append(idx)
         point_flag.append(np.full(len(idx), flag, np.int32))
+        point_owner.append(np.broadcast_to(np.asarray(owner, np.int64), (len(idx),))
+                           if np.ndim(owner) == 0 else np.asarray(owner, np.int64))
 
-    for region, flag in leaves:
+    def add_table(table, owner):
+        tables.append(table)
+        row_owner.append(np.broadcast_to(np.asarray(owner, np.int64), (len(table),))
+                         if np.ndim(owner) == 0 else np.asarray(owner, np.int64))
+
+    for i, (region, flag) in enumerate(leaves):
         category, sky = _category_of(type(region))
         if category == "points":
-            add_points(*rc.points_to_pixels(region.coords, geom), flag)
+            add_points(*rc.points_to_pixels(region.coords, geom), flag, i)
         elif category == "annotation":
             continue
         elif category == "point" and not sky:
-            add_points(region.center.x, region.center.y, flag)
+            add_points(region.center.x, region.center.y, flag, i)
         elif category == "polygon" and not sky:
-            tables.append(rc.pixel_polygon(region.vertices.x, region.vertices.y, flag))
+            add_table(rc.pixel_polygon(region.vertices.x, region.vertices.y, flag), i)
         elif category == "polygon":
             if method == "sky":
                 label = f"polygon {region.vertices}"
-                tables.append(rc.sky_polygon(region.vertices, flag, frame, label))
+                add_table(rc.sky_polygon(region.vertices, flag, frame, label), i)
             else:
                 x, y = wcs.world_to_pixel(region.vertices)
-                tables.append(rc.pixel_polygon(x, y, flag))
+                add_table(rc.pixel_polygon(x, y, flag), i)
         elif not sky:
-            tables.append(_pixel_region_table(region, category, flag))
+            add_table(_pixel_region_table(region, category, flag), i)
         else:
             key = _group_key(region, category, method)
-            groups.setdefault(key, []).append((region, flag))
+            groups.setdefault(key, []).append((region, flag, i))
 
     for key, members in groups.items():
         regs = [m[0] for m in members]
         flags = np.array([m[1] for m in members], np.int32)
+        index = np.array([m[2] for m in members], np.int64)
         try:
             centers = rc.stack_skycoords([r.center for r in regs])
         except rc.NonFinitePosition as exc:
             raise _ShapeError(regs[exc.index], f"center is not finite: {exc.values}") from None
         kind = key[0]
         if kind == "point":
-            for value in np.unique(flags):
+            for k in range(len(regs)) if owners else ():
+                x, y = rc.points_to_pixels(centers[k : k + 1], geom)
+                add_points(x, y, int(flags[k]), index[k])
+            for value in np.unique(flags) if not owners else ():
                 x, y = rc.points_to_pixels(centers[flags == value], geom)
-                add_points(x, y, int(value))
+                add_points(x, y, int(value), -1)
         elif method == "sky":
-            tables.append(_sky_group_table(kind, regs, centers, flags, frame))
+            add_table(_sky_group_table(kind, regs, centers, flags, frame), index)
         else:
-            tables.append(_pixel_group_table(kind, regs, centers, flags, wcs))
+            add_table(_pixel_group_table(kind, regs, centers, flags, wcs), index)
     table = rc.ShapeTable.concatenate(tables)
     if point_idx:
         pidx = np.concatenate(point_idx)
         pflag = np.concatenate(point_flag)
+        powner = np.concatenate(point_owner)
     else:
-        pidx, pflag = np.zeros(0, np.int64), np.zeros(0, np.int32)
-    return table, pidx, pflag
+        pidx, pflag, powner = np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
+    if not owners:
+        return table, pidx, pflag
+    rows = np.concatenate(row_owner) if row_owner else np.zeros(0, np.int64)
+    if len(rows) != len(table):
+        raise AssertionError(f"{len(table)} shape rows but {len(rows)} owners")
+    return table, pidx, pflag, rows, powner
 
 
 _GROUP_ATTRS = {
@@ -582,7 +601,7 @@ def _single(geom, region, method, backend, complement=True):
     return values.pop()
 
 
-def region_mask(geom, regions, inside=True, method="sky", backend=None):
+def region_mask(geom, regions, inside=True, method="sky", backend=None, explain=False):
     """Boolean :class:`~gpumask.Map` of the pixels inside ``regions``.
 
     Parameters
@@ -598,9 +617,14 @@ def region_mask(geom, regions, inside=True, method="sky", backend=None):
         Spherical geometry (default) or gammapy 2.1 pixel parity.
     backend : str or Backend, optional
         Where the mask is created (default: the active selection).
+    explain : bool
+        Also record which region excludes each pixel (``mask.provenance``, a
+        :class:`~gpumask.sky.provenance.MaskProvenance`; one component per
+        include region, in the order given).  Needs ``inside=False`` (an
+        exclusion mask).  The labels come from the same rasterisation pass.
     """
     geom = as_geom(geom)
-    return _region_mask(geom, regions, inside, method, backend)
+    return _region_mask(geom, regions, inside, method, backend, explain=explain)
 
 
 def _bit_image(geom, items, method, be, extra):
@@ -617,13 +641,18 @@ def _bit_image(geom, items, method, be, extra):
     return image
 
 
-def _region_mask(geom, regions, inside, method, backend, extra=None):
+def _region_mask(geom, regions, inside, method, backend, extra=None, explain=False, extra_rows=None):
     """:func:`region_mask`, with ``extra``: a ShapeTable of more include shapes
-    (built directly from arrays, e.g. catalog sources) rasterised in the same pass."""
+    (built directly from arrays, e.g. catalog sources) rasterised in the same pass;
+    with ``explain``, ``extra_rows`` are their component rows (one per table row)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not isinstance(inside, (bool, np.bool_)):
         raise TypeError(f"inside must be True or False, got {inside!r}")
+    if explain:
+        if inside:
+            raise ValueError("explain=True describes exclusion masks: use inside=False (True = usable)")
+        return _explained_mask(geom, regions, method, backend, extra, extra_rows or [])
     be = resolve_backend(backend)
     parsed = parse_regions(regions)
     for i, region in enumerate(parsed):
@@ -657,3 +686,37 @@ def _region_mask(geom, regions, inside, method, backend, extra=None):
         full[...] = mask
         mask = full
     return Map.from_geom(geom, data=mask, backend=be)
+
+
+def _explained_mask(geom, regions, method, backend, extra, extra_rows):
+    """The exclusion mask (``inside=False``) and its provenance: components
+    ``extra_rows`` (``extra``'s rows), then the include regions in order."""
+    from ..sky.provenance import MaskProvenance  # noqa: PLC0415
+    from ._explain import labelled_region_mask, region_rows  # noqa: PLC0415
+
+    be = resolve_backend(backend)
+    parsed = parse_regions(regions)
+    for i, region in enumerate(parsed):
+        _validate(region, i, method)
+    items = [r for r in parsed if _category_of(type(r))[0] != "annotation"]
+    frame = geom.frame
+    try:
+        covered, l1, l2 = labelled_region_mask(geom, items, method, be, extra, first_comp=len(extra_rows) + 1)
+    except _ShapeError as exc:
+        index = next((i for i, r in enumerate(parsed) if r is exc.region), None)
+        if index is None:
+            raise
+        raise ValueError(f"region {index} ({_describe(exc.region)}): {exc.detail}") from None
+    rows = list(extra_rows) + region_rows(items, frame)
+    if items and not any(_include(r) for r in items):
+        rows.append(dict(kind="region", name="the field (only ds9 exclusions given)",
+                         rule="implicit include of ds9 -shapes"))
+    xp = be.xp
+    ny, nx = geom.data_shape_image
+    usable = ~covered
+    if geom.data_shape != (ny, nx):
+        usable = xp.broadcast_to(usable, geom.data_shape).copy()
+        l1 = xp.broadcast_to(l1, geom.data_shape)
+        l2 = xp.broadcast_to(l2, geom.data_shape)
+    prov = MaskProvenance(geom, l1.astype(np.int32, copy=False), l2.astype(np.int32, copy=False), rows)
+    return Map.from_geom(geom, data=usable, backend=be)._explained(prov)

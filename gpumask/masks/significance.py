@@ -15,7 +15,7 @@ __all__ = ["exclusion_from_significance"]
 _NAN_POLICIES = ("keep", "exclude", "raise")
 
 
-def exclusion_from_significance(sqrt_ts, threshold=5.0, *, low=None, nan="keep", connectivity=1):
+def exclusion_from_significance(sqrt_ts, threshold=5.0, *, low=None, nan="keep", connectivity=1, explain=False):
     """Exclusion mask from a significance map, in gammapy's convention.
 
     True = usable for the background, False = excluded.  Without ``low``, the
@@ -49,7 +49,13 @@ def exclusion_from_significance(sqrt_ts, threshold=5.0, *, low=None, nan="keep",
         nothing; with gpumask the mask changes only within the correlation
         radius of the bad pixel.
     connectivity : {1, 2}
-        4- or 8-neighbour regions for ``low``.
+        4- or 8-neighbour regions for ``low`` (and the blobs of ``explain``).
+    explain : bool
+        Also record why each pixel is excluded (``mask.provenance``, needs a
+        Map): one "significance blob" component per connected excluded region,
+        strongest peak first, named by its peak and position (e.g. ``blob 1:
+        peak 12.31 sigma at (0.012, -0.046)``); NaN pixels excluded by
+        ``nan="exclude"`` form one component of kind "mask".
 
     Returns
     -------
@@ -80,4 +86,15 @@ def exclusion_from_significance(sqrt_ts, threshold=5.0, *, low=None, nan="keep",
     usable = ~excluded
     if nan == "exclude":
         usable &= ~xp.isnan(data)
-    return _wrap(usable, template)
+    out = _wrap(usable, template)
+    if explain:
+        if template is None:
+            raise TypeError("explain=True needs a Map (the provenance lives on its geometry), got an array")
+        from ._explain import blob_provenance, carry  # noqa: PLC0415
+
+        rule = (f"sqrt_ts >= {threshold:g}" if low is None else
+                f"hysteresis: sqrt_ts >= {low:g} connected to a pixel >= {threshold:g}")
+        prov = blob_provenance(template.geom, data, excluded, be, connectivity, rule)
+        holder = _wrap(~excluded, template)._explained(prov)
+        out = carry(holder, out, "NaN significance (nan='exclude')")
+    return out

@@ -569,7 +569,7 @@ class WcsGeom(GeomToolsMixin):
         Cutout2D ``mode``), ``width`` as (lon, lat) or one angle."""
         return self._cutout(position, width, mode, odd_npix, min_npix)[0]
 
-    def region_mask(self, regions, inside=True, method="sky", backend=None):
+    def region_mask(self, regions, inside=True, method="sky", backend=None, explain=False):
         """Boolean Map of the pixels inside ``regions`` (True inside; ``inside=False``
         inverts, gammapy's exclusion convention).
 
@@ -578,11 +578,13 @@ class WcsGeom(GeomToolsMixin):
         ``method="sky"`` (default) is exact spherical geometry; ``method="pixel"``
         reproduces gammapy 2.1 (regions 0.11) bit for bit.  See
         :func:`gpumask.masks.region_mask`.  The mask is built on ``backend`` (default: the
-        active selection) and repeated over non-spatial axes.
+        active selection) and repeated over non-spatial axes.  ``explain=True``
+        (with ``inside=False``) records which region excludes each pixel
+        (``mask.provenance``).
         """
         from ..masks.regions import region_mask  # noqa: PLC0415 - regions imports are heavy
 
-        return region_mask(self, regions, inside=inside, method=method, backend=backend)
+        return region_mask(self, regions, inside=inside, method=method, backend=backend, explain=explain)
 
     def exclusion_mask(self, catalog=None, regions=None, **kwargs):
         """Exclusion mask (True = usable) from source catalogs and regions; see

@@ -68,6 +68,7 @@ from .axes import axes_from_bands_hdu, axes_to_bands_hdu
 from .bridge import as_map
 from .geom import WcsGeom
 from .maps import Map
+from .provenance import HDU_LABEL, HDU_LABEL2, MaskProvenance
 from .._utils import expand_user
 
 __all__ = [
@@ -137,6 +138,10 @@ def map_to_hdulist(m: Map, hdu=None, hdu_bands=None) -> fits.HDUList:
         hdus = [fits.PrimaryHDU(), fits.ImageHDU(data=data, header=header, name=hdu)]
     if bands is not None:
         hdus.append(bands)
+    if m.provenance is not None:
+        # why each pixel is excluded: two int32 label images and the component
+        # table, after the map (gammapy and ds9 read the map HDU as before)
+        hdus.extend(m.provenance.to_hdus(header))
     return fits.HDUList(hdus)
 
 
@@ -636,7 +641,13 @@ def _map_from_hdu(hdulist, hdu_obj, hdu_bands, format, backend, path, where):
         data = data.astype(bool)
     unit = _unit_from_header(header, fmt, hdulist, where)
     meta = _meta_from_header(header, where)
-    return Map(geom, to_device(data, resolve_backend(backend)), unit=unit, meta=meta)
+    out = Map(geom, to_device(data, resolve_backend(backend)), unit=unit, meta=meta)
+    if out.is_mask and hdu_obj.name not in (HDU_LABEL, HDU_LABEL2):
+        try:
+            out._explained(MaskProvenance.from_hdulist(hdulist, geom, backend=out.backend))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FitsReadError(f"{path}: mask provenance HDUs: {_message(exc)}") from None
+    return out
 
 
 def _message(exc) -> str:

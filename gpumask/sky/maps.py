@@ -213,6 +213,47 @@ class Map(MapSamplingMixin, MapResampleMixin):
                 "use map.to_backend() or gpumask.to_device()"
             )
         self._data = value
+        self._provenance = None  # new data: any explanation of the old one is void
+
+    @property
+    def provenance(self):
+        """Why each excluded pixel is excluded (:class:`~gpumask.sky.provenance.MaskProvenance`),
+        when the mask was built with ``explain=True`` (or read from such a file); None
+        otherwise.  Assigning new data drops it."""
+        return self._provenance
+
+    def _explained(self, provenance) -> "Map":
+        """Attach ``provenance`` (same geometry and backend) and return self."""
+        if provenance is not None:
+            if provenance.label.shape != self._data.shape and provenance.label.shape != self._data.shape[-2:]:
+                raise ValueError(f"provenance labels {provenance.label.shape} do not fit data {self._data.shape}")
+            if provenance.backend.name != self.backend.name:
+                provenance = provenance.to_backend(self.backend)
+        self._provenance = provenance
+        return self
+
+    def explain(self, position=None, *, top=None):
+        """Which components exclude the pixel at ``position`` (a SkyCoord) - or,
+        without a position, the components sorted by excluded area (``top`` first).
+
+        Needs a mask built with ``explain=True``; see :class:`~gpumask.sky.provenance.MaskProvenance`.
+
+        Examples
+        --------
+        >>> import gpumask
+        >>> geom = gpumask.WcsGeom.create(npix=(40, 40), binsz=0.05, frame="galactic")
+        >>> mask = gpumask.exclusion_mask(geom, regions="galactic;circle(0,0,0.3)", explain=True)
+        >>> mask.explain(geom.center_skydir)["kind"][0]
+        'region'
+        """
+        if self._provenance is None:
+            raise ValueError(
+                "this mask carries no provenance: build it with explain=True "
+                "(exclusion_mask, region_mask, exclusion_from_significance) or read a file written from one"
+            )
+        if position is None:
+            return self._provenance.summary(top=top)
+        return self._provenance.explain(position)
 
     @property
     def backend(self) -> Backend:
@@ -241,7 +282,10 @@ class Map(MapSamplingMixin, MapResampleMixin):
             data = to_host(self._data)
         else:
             data = to_device(self._data, target)
-        return self._new(data)
+        out = self._new(data)
+        if self._provenance is not None:
+            out._provenance = self._provenance.to_backend(target)
+        return out
 
     def to_numpy(self) -> np.ndarray:
         """The data as a numpy array (a counted device->host copy for cupy maps)."""
@@ -258,9 +302,13 @@ class Map(MapSamplingMixin, MapResampleMixin):
         is copied on its backend otherwise)."""
         params = dict(geom=self._geom, unit=self._unit, meta=dict(self.meta))
         params.update(kwargs)
+        keep = "data" not in params and "geom" not in kwargs
         if "data" not in params:
             params["data"] = self._data.copy()
-        return Map(**params)
+        out = Map(**params)
+        if keep:
+            out._provenance = self._provenance  # labels are never written in place
+        return out
 
     def _new(self, data, geom=None, unit=None) -> "Map":
         return Map(geom or self._geom, data, unit=self._unit if unit is None else unit, meta=dict(self.meta))
@@ -512,13 +560,31 @@ class Map(MapSamplingMixin, MapResampleMixin):
         if not (self.is_mask or np.issubdtype(self.dtype, np.integer)):
             raise TypeError(f"{op_name} needs a boolean (or integer) map, this one is {self.dtype}")
 
+    def _union_provenance(self, other, out, reflected):
+        """Provenance of ``self & other`` for exclusion masks (the union of their
+        excluded pixels), when either side has one; a side without one counts as
+        one component of kind "mask"."""
+        mine = self._provenance
+        theirs = other._provenance if isinstance(other, Map) else None
+        if (mine is None and theirs is None) or not out.is_mask or not isinstance(other, Map) \
+                or not other.is_mask or other.geom.data_shape_image != self.geom.data_shape_image:
+            return out
+        from .provenance import MaskProvenance  # noqa: PLC0415
+
+        mine = mine or MaskProvenance.from_mask(self)
+        theirs = (theirs or MaskProvenance.from_mask(other)).to_backend(self.backend)
+        first, second = (theirs, mine) if reflected else (mine, theirs)
+        return out._explained(first.union(second))
+
     def __and__(self, other):
         self._check_logical("&")
-        return self._binary(other, operator.and_, "&", "logic")
+        out = self._binary(other, operator.and_, "&", "logic")
+        return self._union_provenance(other, out, False)
 
     def __rand__(self, other):
         self._check_logical("&")
-        return self._binary(other, operator.and_, "&", "logic", reflected=True)
+        out = self._binary(other, operator.and_, "&", "logic", reflected=True)
+        return self._union_provenance(other, out, True)
 
     def __or__(self, other):
         self._check_logical("|")

@@ -1,0 +1,375 @@
+"""Mask provenance for the mask builders: label maps and component rows.
+
+The builders (:func:`~gpumask.exclusion_mask`, :meth:`WcsGeom.region_mask`,
+:func:`~gpumask.exclusion_from_significance`, the morphology functions) call in
+here when asked ``explain=True``; the result is a
+:class:`~gpumask.sky.provenance.MaskProvenance` attached to the mask.
+
+Region and catalog masks go through the same tile-binned rasteriser as the plain
+mask (``label_tiles`` on the GPU): one pass that keeps, per pixel, the two smallest
+component ids of the include shapes holding it; its ``label > 0`` is the plain
+mask's include bit, so the mask is built from the labels rather than beside them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.coordinates import SkyCoord
+
+from ..backend import to_device
+from ..sky.provenance import MaskProvenance, merge_two_smallest
+from . import _region_compile as rc
+from ._region_raster import _eval_kind, rasterise_labels_cupy, rasterise_labels_numpy
+
+__all__ = ["labelled_region_mask", "region_rows", "source_rows", "blob_provenance", "grow_provenance"]
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _lonlat(coord, frame):
+    try:
+        c = coord.transform_to(frame)
+        sph = c.spherical
+        return float(sph.lon.deg), float(sph.lat.deg)
+    except Exception:  # noqa: BLE001 - a position is a convenience, never a failure
+        return np.nan, np.nan
+
+
+def _ds9_line(region):
+    """One-line ds9 text of a region (``frame;shape(...)``), '' when regions cannot write it."""
+    import warnings  # noqa: PLC0415
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            text = region.serialize(format="ds9")
+    except Exception:  # noqa: BLE001 - compound regions have no ds9 form
+        return ""
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith(("#", "global"))]
+    if not lines:
+        return ""
+    return ";".join(ln.strip() for ln in lines)
+
+
+def region_rows(items, frame):
+    """Component rows of the include regions among ``items``, in order."""
+    from .regions import _category_of, _include  # noqa: PLC0415
+
+    rows = []
+    for region in items:
+        if not _include(region):
+            continue
+        category, sky = _category_of(type(region))
+        line = _ds9_line(region) if category not in ("points",) else ""
+        text = (getattr(region, "meta", None) or {}).get("text")
+        if category == "points":
+            name = f"{len(region.coords)} points"
+        else:
+            name = str(text) if text else (line or f"{type(region).__name__}")
+        lon = lat = np.nan
+        center = getattr(region, "center", None)
+        if sky and isinstance(center, SkyCoord):
+            lon, lat = _lonlat(center, frame)
+        rule = {"compound": "compound region", "points": "point pixels"}.get(
+            category, f"{'sky' if sky else 'pixel'} {category}")
+        rows.append(dict(kind="region", name=name, rule=rule, lon=lon, lat=lat, region=line))
+    return rows
+
+
+def source_rows(shapes, frame):
+    """Component rows of catalog sources (``shapes`` from ``source_shapes(..., rules=True)``)."""
+    n = len(shapes)
+    if n == 0:
+        return []
+    c = shapes.positions.transform_to(frame)
+    lon, lat = c.spherical.lon.deg, c.spherical.lat.deg
+    icrs = shapes.positions.icrs
+    ra, dec = icrs.ra.deg, icrs.dec.deg
+    rows = []
+    for i in range(n):
+        if shapes.semi_major[i] == shapes.semi_minor[i]:
+            shape = f"icrs;circle({ra[i]:.6f},{dec[i]:.6f},{shapes.semi_major[i]:.6f})"
+        else:  # the angle is in the shapes' own frame: write the ellipse there
+            name = shapes.positions.frame.name
+            sp = shapes.positions[i].spherical
+            shape = (f"{'galactic' if name == 'galactic' else 'icrs'};ellipse({sp.lon.deg:.6f},{sp.lat.deg:.6f},"
+                     f"{shapes.semi_major[i]:.6f},{shapes.semi_minor[i]:.6f},{shapes.angle[i]:.4f})")
+        rows.append(dict(kind="catalog source", name=str(shapes.names[i]),
+                         rule=str(shapes.rules[i]) if shapes.rules is not None else "",
+                         lon=float(lon[i]), lat=float(lat[i]), region=shape))
+    return rows
+
+
+# ----------------------------------------------------------------------------- regions and catalogs
+
+
+def _merge_image(xp, l1, l2, image, comp):
+    """Merge component ``comp`` where boolean ``image`` is True."""
+    b1 = xp.where(image, np.int32(comp), np.int32(0))
+    return merge_two_smallest(xp, l1, l2, b1, xp.zeros_like(b1))
+
+
+def labelled_region_mask(geom, items, method, be, extra=None, first_comp=1):
+    """Include bits and labels of ``items`` (parsed, no annotations) plus the ShapeTable
+    ``extra`` (include rows, component ids 1..len(extra)).
+
+    Returns ``(covered, label, label2)``: ``covered`` a boolean image of the pixels
+    the plain mask excludes (the union of the include shapes minus the ds9
+    ``-shape`` exclusions); labels zero elsewhere.  Component ids: ``extra``'s rows
+    1..E, then the include regions of ``items`` in order from ``first_comp``.
+    """
+    from .regions import _bit_image, _compile, _include, _single, _split  # noqa: PLC0415
+
+    xp = be.xp
+    ny, nx = geom.data_shape_image
+    leaves, parts = _split(items)
+    includes = [r for r in items if _include(r)]
+    comp_of = {id(r): first_comp + k for k, r in enumerate(includes)}
+    inc_leaves = [(r, 0) for r in leaves if _include(r)]
+    table, pidx, _, owners, powners = _compile(inc_leaves, geom, method, owners=True)
+    comp = np.array([comp_of[id(inc_leaves[o][0])] for o in owners], np.int32)
+    if extra is not None and len(extra):
+        table = rc.ShapeTable.concatenate([table, extra])
+        comp = np.concatenate([comp, np.arange(1, len(extra) + 1, dtype=np.int32)])
+    if be.name == "cupy":
+        l1, l2 = rasterise_labels_cupy(geom, table, comp, be)
+    else:
+        l1, l2 = (to_device(a, be) for a in rasterise_labels_numpy(geom, table, comp))
+    if method == "pixel" and len(table):
+        corner = _corner_comps(table, comp)
+        if corner:
+            lon, _ = geom.get_coord(backend=be)
+            off = ~xp.isfinite(lon)
+            for c in corner[:2]:
+                l1, l2 = _merge_image(xp, l1, l2, off, c)
+    if len(pidx):
+        order = np.argsort(pidx, kind="stable")
+        pidx, powners = pidx[order], powners[order]
+        pending = np.ones(len(pidx), bool)
+        while pending.any():  # a pixel held by several points: one merge per round
+            sel = np.flatnonzero(pending)
+            _, first = np.unique(pidx[sel], return_index=True)
+            take = sel[first]
+            pending[take] = False
+            iy = to_device(pidx[take] // nx, be)
+            ix = to_device(pidx[take] % nx, be)
+            c = to_device(np.array([comp_of[id(inc_leaves[o][0])] for o in powners[take]], np.int32), be)
+            a1, a2 = merge_two_smallest(xp, l1[iy, ix], l2[iy, ix], c, xp.zeros_like(c))
+            l1[iy, ix], l2[iy, ix] = a1, a2
+    for region in parts:
+        if _include(region):
+            image = _single(geom, region, method, be, complement=False)
+            l1, l2 = _merge_image(xp, l1, l2, image, comp_of[id(region)])
+    excl_items = [r for r in items if not _include(r)]
+    zero = np.int32(0)
+    if excl_items:
+        # ds9 -shapes carve holes in the regions' union only, never in catalog
+        # sources (ids 1..E, all below the regions' ids)
+        holes = (_bit_image(geom, excl_items, method, be, None) & 2) != 0
+        if not includes:
+            # only exclusions: the implicit include region is the field on the sky
+            lon, _ = geom.get_coord(backend=be)
+            field = xp.isfinite(lon) & ~holes
+            l1, l2 = _merge_image(xp, l1, l2, field, first_comp)
+        else:
+            last_source = np.int32(first_comp - 1)
+            l1 = xp.where(holes & (l1 > last_source), zero, l1)
+            l2 = xp.where(holes & (l2 > last_source), zero, l2)
+    return l1 > 0, l1, l2
+
+
+def _corner_comps(table, comp):
+    """Components of the pixel-kind rows that contain pixel (-1, -1) (gammapy's
+    test point for pixels without sky coordinates), ascending."""
+    out = set()
+    for m in np.flatnonzero(np.isin(table.kind, rc.PIXEL_KINDS)):
+        p = [np.array([[v]]) for v in table.params[m]]
+        pix = {"x": np.array([[-1.0]]), "y": np.array([[-1.0]])}
+        if _eval_kind(int(table.kind[m]), p, table, np.array([m]), pix)[0, 0]:
+            out.add(int(comp[m]))
+    return sorted(out)
+
+
+# ----------------------------------------------------------------------------- significance
+
+
+def blob_provenance(geom, values, excluded, be, connectivity, rule):
+    """Provenance of a significance mask: one component per connected blob of
+    ``excluded`` (each plane apart), ordered by decreasing peak ``values``.
+
+    ``values`` is the significance array, ``excluded`` the boolean exclusion.
+    Names: ``blob N: peak S sigma at (lon, lat)``."""
+    from ._labels import _label_stack  # noqa: PLC0415
+
+    xp = be.xp
+    lab, n = _label_stack(be, excluded, connectivity)
+    if n == 0:
+        z = xp.zeros(excluded.shape, np.int32)
+        return MaskProvenance(geom, z, z.copy(), [])
+    flat = lab.reshape(-1)
+    vals = xp.where(excluded, xp.nan_to_num(values, nan=-np.inf), -np.inf).reshape(-1)
+    # peak of each blob: sort by (label, value) once, take each run's last
+    order = xp.lexsort(xp.stack([vals, flat.astype(np.float64)]))
+    lab_sorted = flat[order]
+    last = xp.flatnonzero(xp.concatenate([lab_sorted[1:] != lab_sorted[:-1], xp.ones(1, dtype=bool)]))
+    peak_at = order[last]
+    peak_lab = lab_sorted[last]
+    npix = xp.bincount(flat, minlength=n + 1)
+    host = xp.stack([peak_lab.astype(np.float64), peak_at.astype(np.float64), vals[peak_at]])
+    from ..backend import to_host  # noqa: PLC0415
+
+    host = to_host(host)
+    npix = to_host(npix)
+    keep = host[0] > 0
+    ids, at, peak = host[0][keep].astype(np.int64), host[1][keep].astype(np.int64), host[2][keep]
+    rank = np.argsort(-peak, kind="stable")  # strongest first
+    new_id = np.zeros(n + 1, np.int32)
+    new_id[ids[rank]] = np.arange(1, len(rank) + 1, dtype=np.int32)
+    relabel = to_device(new_id, be)
+    label = relabel[lab].astype(np.int32)
+    shape = excluded.shape
+    ny, nx = shape[-2:]
+    iy, ix = (at % (ny * nx)) // nx, at % nx
+    plane = at // (ny * nx)
+    lon, lat = geom.to_image().pix_to_coord((ix.astype(float), iy.astype(float)))
+    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+    rows = []
+    for k, j in enumerate(rank):
+        where = f"({lon[j]:.3f}, {lat[j]:.3f})"
+        name = f"blob {k + 1}: peak {peak[j]:.2f} sigma at {where}"
+        if len(shape) > 2:
+            name += f", plane {int(plane[j])}"
+        rows.append(dict(kind="significance blob", name=name,
+                         rule=f"{rule}; {int(npix[ids[j]])} px", lon=float(lon[j]), lat=float(lat[j])))
+    return MaskProvenance(geom, label, xp.zeros_like(label), rows)
+
+
+# ----------------------------------------------------------------------------- morphology
+
+
+def _shift(xp, a, dy, dx, fill):
+    """``a`` moved by (dy, dx) in its last two axes, ``fill`` entering at the edges."""
+    out = xp.full(a.shape, fill, dtype=a.dtype)
+    ny, nx = a.shape[-2:]
+    if abs(dy) >= ny or abs(dx) >= nx:
+        return out
+    ys, yd = (slice(0, ny - dy), slice(dy, ny)) if dy >= 0 else (slice(-dy, ny), slice(0, ny + dy))
+    xs, xd = (slice(0, nx - dx), slice(dx, nx)) if dx >= 0 else (slice(-dx, nx), slice(0, nx + dx))
+    out[..., yd, xd] = a[..., ys, xs]
+    return out
+
+
+def _window_merge(xp, a1, a2, offsets_y, half_widths):
+    """Two smallest labels over a footprint made of rows: row ``dy`` spans
+    ``|dx| <= half_widths[dy]``.  Horizontal windows grow by one pixel each side per
+    step (two merges), then each row is shifted into place (one merge)."""
+    none = np.int32(0)
+    h_pairs = {0: (a1, a2)}
+    f, s = a1, a2
+    for h in range(1, max(half_widths) + 1):
+        for dx in (-h, h):
+            f, s = merge_two_smallest(xp, f, s, _shift(xp, a1, 0, dx, none), _shift(xp, a2, 0, dx, none))
+        h_pairs[h] = (f, s)
+    out1 = xp.zeros_like(a1)
+    out2 = xp.zeros_like(a2)
+    for dy, h in zip(offsets_y, half_widths):
+        if h < 0:
+            continue
+        r1, r2 = h_pairs[h]
+        out1, out2 = merge_two_smallest(xp, out1, out2, _shift(xp, r1, dy, 0, none), _shift(xp, r2, dy, 0, none))
+    return out1, out2
+
+
+def _row_spans(fp_array):
+    """(dy offsets, half widths) of a symmetric footprint's rows (-1: empty row)."""
+    fy, fx = fp_array.shape
+    cy, cx = fy // 2, fx // 2
+    dys, hs = [], []
+    for r in range(fy):
+        cols = np.flatnonzero(fp_array[r])
+        dys.append(r - cy)
+        hs.append(int(max(cx - cols.min(), cols.max() - cx)) if len(cols) else -1)
+    return dys, hs
+
+
+def grow_provenance(prov, covered_after, fp_array, detail):
+    """Provenance after an exclusion grew (``binary_erode`` of the usable mask) by the
+    footprint ``fp_array``: pixels already excluded keep their components (with the
+    second updated from the grown neighbours); each new pixel is labelled with a
+    "dilation ring" of the first component whose growth reached it.  Exact for
+    footprints whose rows are contiguous and symmetric (disks, boxes)."""
+    be = prov.backend
+    xp = be.xp
+    n = prov.n_components
+    dys, hs = _row_spans(np.asarray(fp_array, bool))
+    # parents of rings: a ring's own parent, so rings of rings stay one ring
+    parents = np.asarray(prov._cols["parent"], np.int32)
+    base = np.where(parents > 0, parents, np.arange(1, n + 1, dtype=np.int32)).astype(np.int32)
+    lut = to_device(np.concatenate([[0], base]).astype(np.int32), be)
+    p1, p2 = lut[prov.label], lut[prov.label2]
+    p1, p2 = merge_two_smallest(xp, p1, xp.zeros_like(p1), p2, xp.zeros_like(p2))  # re-sort after mapping
+    g1, g2 = _window_merge(xp, p1, p2, dys, hs)
+    old = prov.label > 0
+    zero = np.int32(0)
+    # already excluded pixels: their own first, then the smallest other component reaching them
+    o2 = xp.where(g1 == lut[prov.label], g2, g1)
+    keep2 = xp.where(prov.label2 > 0, prov.label2, xp.where(o2 > 0, o2 + np.int32(n), zero))
+    # ring components: index n + parent (renumbered below to the rings in use)
+    new1 = xp.where(g1 > 0, g1 + np.int32(n), zero)
+    new2 = xp.where(g2 > 0, g2 + np.int32(n), zero)
+    label = xp.where(old, prov.label, xp.where(covered_after, new1, zero))
+    label2 = xp.where(old, keep2, xp.where(covered_after, new2, zero))
+    rows = []
+    for k in range(n):
+        name = str(prov._cols["name"][k])
+        rows.append(dict(kind="dilation ring", name=f"ring of #{k + 1} {name}"[:200], rule=detail,
+                         lon=float(prov._cols["lon"][k]), lat=float(prov._cols["lat"][k]), parent=k + 1))
+    out = prov.with_components(label.astype(np.int32), label2.astype(np.int32), rows)
+    return _drop_unused_rings(out, n)
+
+
+def _drop_unused_rings(prov, n_before):
+    """Remove the ring rows (index > n_before) that label no pixel; renumber."""
+    from ..backend import to_host  # noqa: PLC0415
+
+    xp = prov.backend.xp
+    total = prov.n_components
+    if total == n_before:
+        return prov
+    used = to_host(xp.bincount(xp.concatenate([prov.label.reshape(-1), prov.label2.reshape(-1)]),
+                               minlength=total + 1)) > 0
+    used[: n_before + 1] = True
+    if used.all():
+        return prov
+    new_index = np.cumsum(used).astype(np.int32) - 1  # 0 -> 0
+    new_index[~used] = 0
+    lut = to_device(new_index.astype(np.int32), prov.backend)
+    keep = np.flatnonzero(used[1:])
+    cols = {k: v[keep] for k, v in prov._cols.items()}
+    return MaskProvenance(prov.geom, lut[prov.label], lut[prov.label2], cols, prov.frame)
+
+
+
+def carry(template, out, detail, fp_array=None):
+    """Attach to ``out`` (the Map an operation returned) the provenance of
+    ``template`` (its input) carried through the operation: grown by ``fp_array``
+    when the exclusion grew, restricted to what ``out`` still excludes, and any
+    pixel excluded without a cause (map-edge margins, filled islands) given to one
+    component of kind "mask" named ``detail``.  Returns ``out``."""
+    prov = getattr(template, "provenance", None)
+    if prov is None or not hasattr(out, "_explained"):
+        return out
+    from ..backend import to_host  # noqa: PLC0415
+
+    xp = prov.backend.xp
+    covered = ~out.data
+    if fp_array is not None:
+        prov = grow_provenance(prov, covered, fp_array, detail)
+    prov = prov.restrict(covered)
+    orphan = covered & (prov.label == 0)
+    if int(to_host(xp.count_nonzero(orphan))):
+        c = np.int32(prov.n_components + 1)
+        label = xp.where(orphan, c, prov.label)
+        prov = prov.with_components(label, prov.label2, [dict(kind="mask", name=detail, rule=detail)])
+    return out._explained(prov)
