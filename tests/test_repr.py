@@ -49,6 +49,10 @@ def _objects(backend):
         "AdaptiveRingBackgroundEstimator": (
             gpumask.AdaptiveRingBackgroundEstimator("0.3 deg", "0.8 deg", "0.1 deg"), ["fixed_width", "theta"]),
         "SourceCatalog": (catalog, ["2", "point: 2", "a<b"]),
+        "MaskProvenance": (gpumask.exclusion_mask(
+            gpumask.WcsGeom.create(npix=(40, 30), binsz=0.05, skydir=(83.8, 22.2)), catalog,
+            regions="icrs;circle(83.2,22,0.3)", radius="0.2 deg", backend=backend.name,
+            explain=True).provenance, ["components", "catalog source", "a<b", "icrs;circle"]),
     }
 
 
@@ -61,7 +65,7 @@ def _morph_columns():
 @pytest.mark.parametrize("name", [
     "WcsGeom", "MapAxis", "MapDataset", "MapDatasetOnOff", "ExcessMaps", "ExcessMapEstimator",
     "KernelBackgroundEstimator", "KernelBackgroundResult", "RingBackgroundEstimator",
-    "AdaptiveRingBackgroundEstimator", "SourceCatalog",
+    "AdaptiveRingBackgroundEstimator", "SourceCatalog", "MaskProvenance",
 ])
 def test_text_and_html_reprs(name, backend):
     obj, facts = _objects(backend)[name]

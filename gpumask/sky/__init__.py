@@ -20,6 +20,7 @@ from .datasets import MapDataset, MapDatasetOnOff, read_dataset
 from .geom import WcsGeom
 from .io import FitsReadError, read_map, write_map
 from .maps import Map, WcsNDMap
+from .provenance import MaskProvenance
 from .reproject import reproject_to_geom
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "MapAxis",
     "MapDataset",
     "MapDatasetOnOff",
+    "MaskProvenance",
     "WcsGeom",
     "WcsNDMap",
     "read_dataset",

@@ -740,6 +740,12 @@ class Map(MapSamplingMixin, MapResampleMixin):
             size = int(self._data.size)
             frac = 100.0 * (size - used) / size if size else 0.0
             rows.append(("excluded", f"{size - used} of {size} pixels ({frac:.2f} %, False = excluded)"))
+        if self._provenance is not None:
+            kinds = {}
+            for k in self._provenance._cols["kind"]:
+                kinds[k] = kinds.get(k, 0) + 1
+            rows.append(("provenance", f"{self._provenance.n_components} components ("
+                         + ", ".join(f"{v} {k}" for k, v in kinds.items()) + "); map.explain()"))
         return rows
 
     def __repr__(self):

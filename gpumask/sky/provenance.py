@@ -366,21 +366,29 @@ class MaskProvenance:
 
     # ------------------------------------------------------------------ display
     def _summary_rows(self, top=5):
-        rows = [("components", self.n_components), ("backend", self.backend.name)]
+        """Rows of the summary: nothing read from the device (areas only once
+        computed, e.g. by :meth:`summary` or :attr:`components`)."""
+        rows = [("components", self.n_components), ("backend", self.backend.name),
+                ("label shape", "x".join(str(v) for v in self.label.shape))]
         kinds = {}
         for k in self._cols["kind"]:
             kinds[k] = kinds.get(k, 0) + 1
         rows.append(("kinds", ", ".join(f"{v} {k}" for k, v in kinds.items()) or "none"))
-        s = self.summary(top=top)
-        for r in s:
-            rows.append((f"#{r['index']} {r['kind']}",
-                         f"{r['name']}: {r['npix']} px ({r['npix_alone']} alone), "
-                         f"{float(r['solid_angle'].value if hasattr(r['solid_angle'], 'value') else r['solid_angle']):.4g} deg2"))
+        if self._stats is None:
+            for i in range(min(top, self.n_components)):
+                rows.append((f"#{i + 1} {self._cols['kind'][i]}", f"{self._cols['name'][i]} ({self._cols['rule'][i]})"))
+            if self.n_components > top:
+                rows.append(("...", f"{self.n_components - top} more; .summary() sorts them by excluded area"))
+            return rows
+        npix, alone, area = self._stats
+        for i in np.argsort(-area, kind="stable")[:top]:
+            if npix[i]:
+                rows.append((f"#{i + 1} {self._cols['kind'][i]}",
+                             f"{self._cols['name'][i]}: {npix[i]} px ({alone[i]} alone), {area[i]:.4g} deg2"))
         return rows
 
     def __repr__(self):
         return _repr.text_block("MaskProvenance", self._summary_rows())
 
     def _repr_html_(self):
-        return _repr.html_table("MaskProvenance", self._summary_rows(),
-                                note="top components by excluded area (one counted copy of the counts)")
+        return _repr.html_table("gpumask MaskProvenance", self._summary_rows())
