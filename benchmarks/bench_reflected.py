@@ -161,8 +161,12 @@ def main():
     parser.add_argument("--targets", type=int, default=3)
     parser.add_argument("--subset", type=int, default=60, help="pairs timed per pair (pixel, gammapy)")
     parser.add_argument("--no-gammapy", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="100 pointings, 10 pairs timed with the pixel method and gammapy")
     parser.add_argument("--out", default="benchmarks/results/reflected.md")
     args = parser.parse_args()
+    if args.quick:
+        args.pointings, args.subset = min(args.pointings, 100), min(args.subset, 10)
     gpumask.set_progress(False)
     t0 = time.perf_counter()
     result = run(args)

@@ -15,6 +15,9 @@
 #   PYTHON                 interpreter (default python3)
 #   GPUMASK_TEST_DATA      shared data (default ../shared/data beside the checkout)
 #   GPUMASK_BENCH_FULL=1   full-size benchmarks instead of --quick (longer than 8 min)
+#   GPUMASK_PYTEST_ARGS    pytest arguments (default "-q -p no:randomly"); e.g. add
+#                          "-m gpu -n 8" (pytest-xdist) to run only the CuPy cases, in parallel
+#   GPUMASK_BENCH_TIMEOUT  seconds each benchmark may take (default 180)
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mkdir -p "${1:-gpu-acceptance}" && cd "${1:-gpu-acceptance}" && pwd)
@@ -48,7 +51,8 @@ report="$out/report.md"
 
 # 1. the whole suite on real CuPy
 t1=$(date +%s)
-bash "$repo/ci/test-gpu.sh" "$extra" -q -p no:randomly 2>&1 | tee "$out/pytest.log"
+# shellcheck disable=SC2086  # the arguments are split on purpose
+bash "$repo/ci/test-gpu.sh" "$extra" ${GPUMASK_PYTEST_ARGS:--q -p no:randomly} 2>&1 | tee "$out/pytest.log"
 rc_tests=${PIPESTATUS[0]}
 t2=$(date +%s)
 {
@@ -67,7 +71,7 @@ rc_bench=0
 for bench in "$repo"/benchmarks/bench_*.py; do
   name=$(basename "$bench" .py)
   b0=$(date +%s)
-  (cd "$out" && "$py" "$bench" $quick --out "$out/$name.md") >"$out/$name.log" 2>&1
+  (cd "$out" && timeout "${GPUMASK_BENCH_TIMEOUT:-180}" "$py" "$bench" $quick --out "$out/$name.md") >"$out/$name.log" 2>&1
   rc=$?
   b1=$(date +%s)
   [ $rc -ne 0 ] && rc_bench=1
