@@ -118,10 +118,11 @@ def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None, *
         ``{"gauss": 2.5, ...}`` per type (defaults in :data:`DEFAULT_SCALE`).
     min_radius : angle, optional
         Lower bound of every semi-axis (default 0).
-    rules : bool
+    rules : bool or array of int
         Also say, per source, how its size was reached (``SourceShapes.rules``,
-        e.g. ``"gauss 3 sigma (sigma 0.107 deg) + psf 0.1 deg = 0.336 deg"``): the
-        rule column of a mask's provenance.
+        e.g. ``"gauss 3 sigma (sigma 0.107 deg) + psf 0.1 deg (quadrature) = 0.336 deg"``):
+        the rule column of a mask's provenance.  An index array words only those
+        sources (the others get "").
     """
     n = len(catalog)
     names = np.asarray(catalog.names)
@@ -132,9 +133,12 @@ def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None, *
         r0 = _radius_values(radius, n)
         r = r0 if min_radius is None else np.maximum(r0, parse_angle(min_radius, "min_radius"))
         text = None
-        if rules:
-            text = np.array([f"fixed radius {a:.4g} deg" + (f", raised to min_radius {b:.4g} deg" if b > a else "")
-                             for a, b in zip(r0, r)], dtype=object)
+        if rules is not False and rules is not None:
+            which = range(n) if rules is True else np.asarray(rules, np.int64)
+            text = np.full(n, "", dtype=object)
+            for i in which:
+                text[i] = f"fixed radius {r0[i]:.4g} deg" + (
+                    f", raised to min_radius {r[i]:.4g} deg" if r[i] > r0[i] else "")
         return SourceShapes(names, positions, r, r.copy(), np.zeros(n), text)
 
     psf_deg = DEFAULT_PSF if psf is None else parse_angle(psf, "psf")
@@ -191,9 +195,11 @@ def source_shapes(catalog, radius=None, psf=None, scale=None, min_radius=None, *
             stacklevel=2,
         )
     text = None
-    if rules:
-        text = np.array([_rule(kind[i], bool(bounded[i]), a[i], b[i], s[i], psf_deg, floor, major[i], minor[i])
-                         for i in range(n)], dtype=object)
+    if rules is not False and rules is not None:
+        which = range(n) if rules is True else np.asarray(rules, np.int64)
+        text = np.full(n, "", dtype=object)
+        for i in which:
+            text[i] = _rule(kind[i], bool(bounded[i]), a[i], b[i], s[i], psf_deg, floor, major[i], minor[i])
     return SourceShapes(names, positions, major, minor, angle, text)
 
 

@@ -13,10 +13,13 @@ that radius, as the tutorial's 0.3 deg.
 
 from __future__ import annotations
 
+import warnings
+
 import astropy.units as u
 import numpy as np
 
 from ..catalog.shapes import SourceShapes, regions_of, source_shapes
+from ..errors import GpumaskWarning
 from ..sky.bridge import as_geom
 from . import _region_compile as rc
 from ._region_raster import bin_shapes
@@ -169,13 +172,16 @@ def _explained(geom, catalogs, kwargs, items, method, backend):
     tables, rows = [], []
     pixel_sources, pixel_rules = [], {}
     for cat in catalogs:
-        shapes = source_shapes(cat, rules=True, **kwargs)
+        shapes = source_shapes(cat, **kwargs)
         if not len(shapes):
             continue
         sel = np.flatnonzero(_touching(geom, shapes))
         if not len(sel):
             continue
-        shapes = shapes.select(sel)
+        # the rules in words only for the sources on the map (warnings were given above)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GpumaskWarning)
+            shapes = source_shapes(cat, rules=sel, **kwargs).select(sel)
         if method == "pixel":  # the sources go through regions objects, named by their text label
             pixel_sources.extend(regions_of(shapes))
             pixel_rules.update(zip((str(n) for n in shapes.names), shapes.rules))
