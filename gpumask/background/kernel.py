@@ -101,8 +101,9 @@ class KernelBackgroundResult(Mapping):
         ``sync=False`` run they are copied from the device when first asked for.
     """
 
-    def __init__(self, images, n_iter=None, converged=None, cycle=None, codes=None, nonfinite=None):
+    def __init__(self, images, n_iter=None, converged=None, cycle=None, codes=None, nonfinite=None, why=None):
         self._images = dict(images)
+        self._why = why  # what explain_exclusion needs: see _Problem.output
         self._n_iter = n_iter
         self._converged = converged
         self._cycle = cycle
@@ -141,6 +142,65 @@ class KernelBackgroundResult(Mapping):
         if self._nonfinite is None:
             return {"counts": 0, "background": 0}
         return self._nonfinite.counts
+
+    def explain_exclusion(self):
+        """The final exclusion (``self["exclusion"]``) with its provenance: why each
+        pixel is excluded.
+
+        Computed on demand from the significance that produced the exclusion (that
+        of the last pass), the estimator's ``significance_threshold`` and its
+        dilation disk: one "significance blob" component per connected (4-neighbour)
+        region of ``significance >= threshold``, strongest peak first, then one
+        "dilation ring" per blob whose growth by ``mask_dilation_radius`` excluded
+        more pixels.  Rules name the pass (``KBE pass 3: sqrt_ts >= 5``).  For the
+        initial state of a record (``images_stack[0]``, no pass ran) it is the given
+        exclusion, with the provenance it had (else one component of kind "mask").
+        A few small counted host copies (the component table).
+
+        Returns
+        -------
+        `~gpumask.Map`
+            Boolean, the same pixels and backend as ``self["exclusion"]``, with
+            ``.provenance`` (:class:`~gpumask.sky.provenance.MaskProvenance`).
+
+        Raises
+        ------
+        TypeError
+            If the images are arrays (a provenance lives on a sky geometry).
+
+        Examples
+        --------
+        >>> import gpumask
+        >>> counts = gpumask.demo_dataset().counts.sum_over_axes(keepdims=False)
+        >>> kbe = gpumask.KernelBackgroundEstimator("0.1 deg", ("0.3 deg", "0.2 deg"))
+        >>> excl = kbe.run({"counts": counts}).explain_exclusion()
+        >>> excl.explain(top=3)["kind"][0]                         # doctest: +SKIP
+        'significance blob'
+        """
+        exclusion = self._images["exclusion"]
+        if not isinstance(exclusion, Map) or self._why is None:
+            raise TypeError("explain_exclusion() needs a run on Maps (a provenance lives on the map's "
+                            f"geometry), got {type(exclusion).__name__} images")
+        from ..masks._explain import blob_provenance, carry  # noqa: PLC0415
+        from ..sky.provenance import MaskProvenance  # noqa: PLC0415
+
+        why = self._why
+        if why["initial"]:
+            given = why["given"]
+            prov = given.provenance if isinstance(given, Map) and given.geom == exclusion.geom else None
+            if prov is None:
+                prov = MaskProvenance.from_mask(exclusion, name="given exclusion", rule="KBE input exclusion")
+            return Map.from_geom(exclusion.geom, data=exclusion.data)._explained(prov)
+        n = why["pass"] if why["pass"] is not None else self.n_iter
+        sig = self._images["significance"].data
+        excluded = sig >= why["threshold"]  # NaN: usable, as in the passes
+        be = backend_of(sig)
+        prov = blob_provenance(exclusion.geom, sig, excluded, be, 1, f"KBE pass {n}: sqrt_ts >= {why['threshold']:g}")
+        holder = Map.from_geom(exclusion.geom, data=~excluded)._explained(prov)
+        out = Map.from_geom(exclusion.geom, data=exclusion.data)
+        fp = why["footprint"]
+        detail = (f"KBE pass {n}: dilation by {why['radius']:g} deg (disk of {fp.hx} x {fp.hy} px)")
+        return carry(holder, out, detail, fp_array=None if fp.is_identity else fp.array())
 
     def __getitem__(self, key):
         try:
@@ -341,7 +401,7 @@ class KernelBackgroundEstimator:
         self.images_stack = []
         state = problem.initial_state()
         if self.keep_record:
-            self.images_stack.append(problem.output(state, problem.significance(state.background)))
+            self.images_stack.append(problem.output(state, problem.significance(state.background), pass_no=0))
         xp = problem.xp
         history = []  # exclusion masks of the passes before the previous one
         codes = xp.zeros(niter_max, dtype=np.int32) if not sync else None
@@ -360,7 +420,7 @@ class KernelBackgroundEstimator:
                 if sync:
                     state = new
                     if self.keep_record:
-                        self.images_stack.append(problem.output(state))
+                        self.images_stack.append(problem.output(state, pass_no=k))
                     if not check:
                         continue
                     stop = unchanged if not repeats else unchanged | xp.any(xp.stack(repeats))
@@ -381,7 +441,7 @@ class KernelBackgroundEstimator:
                     codes[k - 1] = xp.where(done, 0, code)
                     done = done | (code > 0)
                 if self.keep_record:
-                    self.images_stack.append(problem.output(state))
+                    self.images_stack.append(problem.output(state, pass_no=k))
         if sync:
             return problem.output(state, n_iter=niter_max, converged=False, cycle=0)
         return problem.output(state, codes=codes)
@@ -439,6 +499,7 @@ class _Problem:
         if "counts" not in images:
             raise ValueError("images needs 'counts'")
         images = {k: as_map(v, k) if is_gammapy_object(v) else v for k, v in images.items()}
+        self.given_exclusion = images.get("exclusion")  # its provenance, for explain_exclusion
         counts = images["counts"]
         self.geom = counts.geom if isinstance(counts, Map) else None
         if self.geom is not None:
@@ -552,7 +613,9 @@ class _Problem:
         background, kept = self._background(exclusion, state.background)
         return _State(background, exclusion, sig, kept)
 
-    def output(self, state, significance=None, **info):
+    def output(self, state, significance=None, pass_no=None, **info):
+        """The result of ``state``; ``pass_no``: the pass that produced it (0: the
+        initial state; None: the result's ``n_iter``)."""
         sig = state.significance if significance is None else significance
         arrays = {
             "counts": self.counts,
@@ -565,4 +628,7 @@ class _Problem:
             images = {k: Map.from_geom(self.geom, data=v) for k, v in arrays.items() if v is not None}
         else:
             images = {k: v for k, v in arrays.items() if v is not None}
-        return KernelBackgroundResult(images, nonfinite=self.nonfinite, **info)
+        why = {"initial": state.significance is None, "given": self.given_exclusion,
+               "threshold": self.est.significance_threshold, "radius": self.est.mask_dilation_radius,
+               "footprint": self.footprint, "pass": pass_no}
+        return KernelBackgroundResult(images, nonfinite=self.nonfinite, why=why, **info)

@@ -27,6 +27,7 @@ strings with a unit)::
       low: 3                      # ... grown to the connected sqrt_ts >= low
       dilation: 0.1 deg           # grow the significance exclusion
     dilation: 0 deg               # grow the combined exclusion (= Map.binary_erode of the usable mask)
+    explain: true                 # record why each pixel is excluded (default true)
     output:
       mask: "{name}_mask.fits"    # boolean mask, True = usable (gammapy)
       sqrt_ts: "{name}_sqrt_ts.fits"          # optional
@@ -34,7 +35,15 @@ strings with a unit)::
       root: /data/masks           # optional: outputs may also go anywhere below
 
 ``dilation`` grows the excluded regions; the mask is True = usable (gammapy), so in
-Python the same step erodes the mask: ``mask.binary_erode("0.1 deg")``.  Missing
+Python the same step erodes the mask: ``mask.binary_erode("0.1 deg")``.
+
+``explain`` (true or false, default true) builds every part with ``explain=True``:
+the mask file then carries the provenance HDUs (``EXPLAIN_LABEL``,
+``EXPLAIN_LABEL2``, ``EXPLAIN_COMPONENTS``; gammapy reads the mask as before) and the
+manifest lists the ``top_components`` by excluded area (see
+:class:`~gpumask.sky.provenance.MaskProvenance`).  It costs a few small counted host
+copies per field; ``explain: false`` keeps a field free of them.  A config that
+leaves ``explain`` out has the job hash it had before the key existed.  Missing
 output folders are created after validation, before the first write, only inside
 the folders below.
 
@@ -115,7 +124,7 @@ __all__ = [
 
 _FRAMES = ("icrs", "galactic", "fk5")
 _KEYS = {
-    "": ("backend", "geometry", "regions", "catalogs", "significance", "dilation", "output"),
+    "": ("backend", "geometry", "regions", "catalogs", "significance", "dilation", "explain", "output"),
     "geometry": ("skydir", "skydir_frame", "frame", "width", "npix", "binsz", "proj"),
     "catalogs": ("name", "file", "format", "radius", "psf", "scale", "min_radius"),
     "significance": (
@@ -457,6 +466,7 @@ class FieldJob:
     significance: dict | None
     dilation: float
     outputs: dict
+    explain: bool = True  # provenance HDUs in the mask file, top components in the manifest
     shape: tuple | None = None  # (ny, nx) of the mask, when known before running
     inputs_shape: tuple | None = None  # shape of the significance inputs (from their headers)
     job_hash: str = ""
@@ -643,6 +653,7 @@ class MaskConfig:
         job = FieldJob(
             name=str(name), backend=spec["backend"], geometry=geometry, regions=regions,
             catalogs=catalogs, significance=sig, dilation=spec["dilation"] or 0.0, outputs=outputs,
+            explain=spec["explain"],
         )
         seen = {}
         for key_path, what, path, is_output in job_files(job):
@@ -672,11 +683,13 @@ def _validate(raw, problems) -> dict:
     spec["catalogs"] = _catalogs(raw.get("catalogs"), problems)
     spec["significance"] = _significance(raw.get("significance"), problems)
     spec["dilation"] = _angle(raw["dilation"], "dilation", problems) if "dilation" in raw else 0.0
+    spec["explain"] = raw.get("explain", True)
+    if not isinstance(spec["explain"], bool):
+        problems.add("explain", f"{show(spec['explain'])} is not accepted; choose true or false")
     spec["output"] = _output(raw.get("output"), problems)
-    if spec["significance"] is None and spec["output"].get("sqrt_ts"):
-        problems.add("output.sqrt_ts", "needs a significance section")
-    if spec["significance"] is None and spec["output"].get("significance_mask"):
-        problems.add("output.significance_mask", "needs a significance section")
+    for key in ("sqrt_ts", "significance_mask"):
+        if spec["significance"] is None and spec["output"].get(key):
+            problems.add(f"output.{key}", "needs a significance section")
     return spec
 
 
@@ -782,10 +795,13 @@ def _gib(n):
 
 
 def _hash(job: FieldJob) -> str:
-    """sha256 of what determines the field's result (not the backend)."""
+    """sha256 of what determines the field's result (not the backend).  ``explain``
+    enters only when off, so configs without it keep their hash (and resume)."""
     content = job.as_dict()
     for key in ("job_hash", "backend", "shape", "inputs_shape"):
         content.pop(key)
+    if content.get("explain", True):
+        content.pop("explain", None)
     text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

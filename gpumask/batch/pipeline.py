@@ -7,6 +7,16 @@ exclusion (``ExcessMapEstimator`` -> ``sqrt_ts`` -> threshold/hysteresis ->
 dilation) and the final dilation; the outputs are written atomically and a JSON
 manifest last, which marks the field complete.
 
+Provenance (``explain``, on by default): every part is built with
+``explain=True`` and the significance exclusion gets one component per blob of
+each field (the FFT stays stacked; thresholds and dilation run per field), so the
+mask file carries the EXPLAIN_* HDUs (:meth:`Map.write`) and the manifest
+``"top_components"``: up to :data:`TOP_COMPONENTS` rows of
+``mask.provenance.summary()`` (index, kind, name, rule, npix, npix_alone,
+solid_angle_deg2), largest excluded area first.  That costs a few small counted
+host copies per field (``host_copies_before_writing``); ``explain: false`` runs
+without them.
+
 Stacking: fields whose significance inputs have the same shape and pixel size go
 through one batched FFT (:meth:`ExcessMapEstimator.run_many`) and one morphology
 call on a ``(n, ny, nx)`` stack, so small maps fill the GPU.  Results are those of
@@ -56,6 +66,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
@@ -68,6 +79,7 @@ from ..sky.datasets import MapDataset, read_dataset
 from ..sky.geom import WcsGeom
 from ..sky.io import atomic_write_bytes, read_map
 from ..sky.maps import Map
+from ..sky.provenance import MaskProvenance
 from ..stats.excess import ExcessMapEstimator
 
 try:
@@ -75,7 +87,10 @@ try:
 except ImportError:  # Windows: no claims
     fcntl = None
 
-__all__ = ["FieldOutcome", "field_state", "run_jobs", "run_job"]
+__all__ = ["FieldOutcome", "field_state", "run_jobs", "run_job", "TOP_COMPONENTS"]
+
+#: rows of the provenance summary a manifest lists as ``"top_components"``
+TOP_COMPONENTS = 10
 
 # default budget of one stack (numpy); on a GPU, a quarter of the free memory
 DEFAULT_STACK_BYTES = 256 * 2**20
@@ -130,7 +145,8 @@ def _written_by(path):
             for hdu in hdul:
                 meta = hdu.header.get("META")
                 if meta:
-                    return json.loads(meta).get("gpumask_job")
+                    tag = json.loads(meta).get("gpumask_job")
+                    return tag[len(_JOB_TAG):] if isinstance(tag, str) and tag.startswith(_JOB_TAG) else tag
     except (OSError, ValueError):
         return None
     return None
@@ -332,14 +348,22 @@ def _significance(fields, be, max_stack_bytes):
         if m.data.ndim == 3 and m.data.shape[0] == 1:  # one energy group
             m = Map.from_geom(m.geom.to_image(), data=m.data[0])
         maps.append(m)
-    stack = xp.stack([m.data for m in maps])
-    usable = exclusion_from_significance(
-        stack, sig["threshold"], low=sig["low"], nan=sig["nan"], connectivity=sig["connectivity"]
-    )
-    if sig["dilation"]:
-        fp = _make_footprint(f"{sig['dilation']} deg", "disk", maps[0].geom, False, "dilation")
-        usable = _erode_data(be, usable, fp, True)
-    masks = [Map.from_geom(m.geom, data=usable[i]) for i, m in enumerate(maps)]
+    rule = dict(low=sig["low"], nan=sig["nan"], connectivity=sig["connectivity"])
+    plain = [i for i, f in enumerate(fields) if not f.job.explain]
+    masks = [None] * len(fields)
+    if plain:  # one stacked threshold and dilation
+        stack = xp.stack([maps[i].data for i in plain])
+        usable = exclusion_from_significance(stack, sig["threshold"], **rule)
+        if sig["dilation"]:
+            fp = _make_footprint(f"{sig['dilation']} deg", "disk", maps[0].geom, False, "dilation")
+            usable = _erode_data(be, usable, fp, True)
+        for k, i in enumerate(plain):
+            masks[i] = Map.from_geom(maps[i].geom, data=usable[k])
+    for i, field in enumerate(fields):  # with provenance: the blobs of each field
+        if field.job.explain:
+            masks[i] = exclusion_from_significance(maps[i], sig["threshold"], explain=True, **rule)
+            if sig["dilation"]:
+                masks[i] = binary_erode(masks[i], f"{sig['dilation']} deg")
     for field, m, mask, res in zip(fields, maps, masks, results):  # nothing here can fail half-way
         field.sqrt_ts, field.significance_mask, field.dataset = m, mask, None
         field.n_nonfinite = dict(res.meta.get("n_nonfinite", {}))
@@ -349,34 +373,69 @@ def _exclusion(field, be):
     """Regions, catalogs and significance combined (True = usable), then dilated."""
     job, geom = field.job, field.geom
     mask = None
+    explain = job.explain
     if job.regions:
-        mask = geom.region_mask(job.regions, inside=False, backend=be)
+        mask = geom.region_mask(job.regions, inside=False, backend=be, explain=explain)
     for cat in job.catalogs:
         catalog = _catalog(cat["file"], cat["format"], os.stat(cat["file"]).st_mtime_ns)
         rule = {k: cat[k] for k in ("radius", "psf", "scale", "min_radius") if cat[k] is not None}
         for key in ("radius", "psf", "min_radius"):
             if key in rule:
                 rule[key] = f"{rule[key]} deg"
-        part = exclusion_mask(geom, catalog, backend=be, **rule)
+        part = exclusion_mask(geom, catalog, backend=be, explain=explain, **rule)
         mask = part if mask is None else mask & part
     sig = field.significance_mask
     if sig is not None:
         if sig.geom != geom:  # the significance inputs on another geometry
-            sig = sig.interp_to_geom(geom, method="nearest", fill_value=True)
+            sig = _resample(sig, geom)
         mask = sig if mask is None else mask & sig
     if mask is None:
         mask = Map.from_geom(geom, data=be.xp.ones(geom.data_shape, dtype=bool))
+    if explain and mask.provenance is None:
+        mask._explained(MaskProvenance.from_mask(mask))
     if job.dilation:
         mask = binary_erode(mask, f"{job.dilation} deg")
     return mask
 
 
+def _resample(mask, geom):
+    """A significance mask (and its label maps, nearest pixel alike) on ``geom``."""
+    out = mask.interp_to_geom(geom, method="nearest", fill_value=True)
+    prov = mask.provenance
+    if prov is not None:
+        l1, l2 = (prov.label_map(second).interp_to_geom(geom, fill_value=0).data for second in (False, True))
+        out._explained(MaskProvenance(out.geom, l1, l2, prov._cols, prov.frame))
+    return out
+
+
+def _top_components(mask):
+    """The manifest's ``"top_components"``: the largest excluded areas first."""
+    t = mask.provenance.summary(top=TOP_COMPONENTS)
+    area = t["solid_angle"].to(u.deg**2).value
+    rows = []
+    for k, row in enumerate(t):
+        rows.append({"index": int(row["index"]), "kind": str(row["kind"]), "name": str(row["name"]),
+                     "rule": str(row["rule"]), "npix": int(row["npix"]), "npix_alone": int(row["npix_alone"]),
+                     "solid_angle_deg2": float(area[k])})
+    return rows
+
+
 # ----------------------------------------------------------------------------- writing
+
+# gammapy's Map.read turns every META string into a Quantity and fails (ValueError)
+# on one that starts with a number but is no quantity ("6c12ab..."): such values
+# get a prefix that astropy refuses with TypeError, which gammapy skips
+_JOB_TAG = "job "
+
+
+def _gammapy_safe(text):
+    return f"field {text}" if text[:1].isdigit() or text[:1] in "+-." else text
+
 
 
 def _write(field, mask, be, transfers, clock_start):
     job = field.job
-    meta = {"gpumask_field": job.name, "gpumask_job": job.job_hash}
+    meta = {"gpumask_field": _gammapy_safe(job.name), "gpumask_job": _JOB_TAG + job.job_hash}
     maps = {"mask": mask, "significance_mask": field.significance_mask, "sqrt_ts": field.sqrt_ts}
     written = {}
     for key in _OUTPUT_ORDER:  # the mask last: with it present, only the manifest is missing
@@ -384,7 +443,7 @@ def _write(field, mask, be, transfers, clock_start):
         if path is None:
             continue
         src = maps[key]
-        m = Map(src.geom, src.data, unit=src.unit, meta={**src.meta, **meta})
+        m = Map(src.geom, src.data, unit=src.unit, meta={**src.meta, **meta})._explained(src.provenance)
         m.write(path, overwrite=True)
         written[key] = {"path": path, "bytes": Path(path).stat().st_size, "sha256": _sha256(path)}
     n_excluded = int(to_host(be.xp.count_nonzero(~mask.data)))
@@ -396,6 +455,8 @@ def _write(field, mask, be, transfers, clock_start):
     }
     if any(field.n_nonfinite.values()):
         stats["nonfinite_input_pixels"] = field.n_nonfinite
+    if job.explain and mask.provenance is not None:
+        stats["top_components"] = _top_components(mask)
     seconds = time.perf_counter() - clock_start
     manifest = {
         "name": job.name,

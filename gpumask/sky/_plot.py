@@ -13,6 +13,9 @@ Differences from gammapy, on purpose:
   instead of stripes of round-off under a colorbar with a 20-digit tick;
 * colorbars are added on the axes' own figure (no pyplot state), and a mask's
   colorbar names its two values (``False (excluded)``, ``True (used)``);
+* ``Map.plot_mask`` of a mask that explains itself (``mask.provenance``) colours
+  the excluded pixels by component kind (:data:`KIND_COLORS`), with a legend of
+  the kinds and the fraction of the map each excludes (``by_kind``);
 * ``Map.plot(masks={label: mask})`` overlays the edges of the excluded regions of
   one or more masks as contours with a legend (:func:`plot_contours`).
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from astropy import units as u
 
-__all__ = ["STRETCHES", "UNIFORM_RTOL", "plot", "plot_contours", "plot_grid", "plot_mask"]
+__all__ = ["KIND_COLORS", "STRETCHES", "UNIFORM_RTOL", "plot", "plot_contours", "plot_grid", "plot_mask"]
 
 #: stretches accepted by ``Map.plot`` (``astropy.visualization.simple_norm``).
 STRETCHES = ("linear", "sqrt", "power", "log", "sinh", "asinh")
@@ -30,6 +33,9 @@ STRETCHES = ("linear", "sqrt", "power", "log", "sinh", "asinh")
 UNIFORM_RTOL = 1e-9
 #: default contour colours of ``plot_contours`` (readable on afmhot and viridis).
 MASK_COLORS = ("cyan", "magenta", "lime", "white", "orange", "deepskyblue", "red", "yellow")
+#: fill colour of each component kind (``gpumask.sky.provenance.COMPONENT_KINDS``) in ``plot_mask``.
+KIND_COLORS = {"catalog source": "#ff7f0e", "region": "#1f77b4", "significance blob": "#d62728",
+               "dilation ring": "#e377c2", "mask": "#7f7f7f", "off sky": "#bcbd22"}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -185,22 +191,46 @@ def _edge_contour(ax, excluded, **kwargs):
     return ax.contour(x, y, padded, levels=[0.5], **kwargs)
 
 
-def plot_mask(map_, ax=None, fig=None, *, hatch=None, contour=None, **kwargs):
-    """Shade (or hatch) the excluded pixels of a boolean map: see :meth:`gpumask.Map.plot_mask`."""
+def plot_mask(map_, ax=None, fig=None, *, hatch=None, contour=None, by_kind=None, **kwargs):
+    """Shade (or hatch) the excluded pixels of a boolean map: see :meth:`gpumask.Map.plot_mask`.
+
+    ``by_kind``: colour the excluded pixels by the kind of the component that
+    excludes them (:data:`KIND_COLORS`), with a legend naming each kind present and
+    the fraction of the map it excludes.  None (default): when the mask has a
+    provenance and neither ``colors`` nor ``hatch`` is given.  True without a
+    provenance raises ValueError.  Costs one more counted host copy (the kinds).
+
+    Examples
+    --------
+    >>> mask = gpumask.exclusion_mask(geom, catalog, regions=regions, explain=True)  # doctest: +SKIP
+    >>> ax = mask.plot_mask()     # catalog sources and regions in their colours, with a legend  # doctest: +SKIP
+    """
     if not map_.is_mask:
         raise ValueError(f"plot_mask() draws boolean maps (True = used, False = excluded), this one is {map_.dtype}")
+    if by_kind not in (None, True, False):
+        raise TypeError(f"by_kind must be None (auto), True or False, got {by_kind!r}")
+    prov = map_.provenance
+    if by_kind is None:
+        by_kind = prov is not None and hatch is None and "colors" not in kwargs
+    elif by_kind and prov is None:
+        raise ValueError("by_kind=True needs a mask with a provenance (built with explain=True, or read "
+                         "from such a file); this mask has none")
     data = _host_image(map_, "plot_mask()")
     ax = _default_axes(map_.geom, ax, fig)
     excluded = ~data
     kwargs.setdefault("alpha", 0.5)
-    kwargs.setdefault("colors", "w")
+    if by_kind:
+        _draw_kinds(ax, prov.kind_image(), **kwargs)
+    else:
+        kwargs.setdefault("colors", "w")
     if excluded.any():
-        if hatch is not None:
-            kwargs["hatches"] = [hatch]
-        ax.contourf(data.astype(float), levels=[0, 0.5], **kwargs)
+        if not by_kind:
+            if hatch is not None:
+                kwargs["hatches"] = [hatch]
+            ax.contourf(data.astype(float), levels=[0, 0.5], **kwargs)
         if contour is not None and contour is not False:
             if contour is True:
-                contour = {"colors": kwargs["colors"]}
+                contour = {"colors": kwargs.get("colors", "w")}
             elif isinstance(contour, str):
                 contour = {"colors": contour}
             elif not isinstance(contour, dict):
@@ -209,6 +239,27 @@ def plot_mask(map_, ax=None, fig=None, *, hatch=None, contour=None, **kwargs):
     _format_axes(ax, map_.geom)
     ax.autoscale(enable=False)
     return ax
+
+
+def _draw_kinds(ax, kinds, **kwargs):
+    """The kind image (int8, -1 usable) as colours of :data:`KIND_COLORS`, and the legend."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: PLC0415
+    from matplotlib.patches import Patch  # noqa: PLC0415
+
+    from .provenance import COMPONENT_KINDS  # noqa: PLC0415
+
+    n = len(COMPONENT_KINDS)
+    cmap = ListedColormap([KIND_COLORS[k] for k in COMPONENT_KINDS], name="mask kinds")
+    kwargs.setdefault("interpolation", "nearest")
+    kwargs.setdefault("origin", "lower")
+    image = np.ma.masked_less(kinds.astype(float), 0)
+    ax.imshow(image, cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, n), n), **kwargs)
+    counts = np.bincount(kinds[kinds >= 0].astype(np.int64), minlength=n)
+    alpha = kwargs.get("alpha")
+    handles = [Patch(facecolor=KIND_COLORS[k], alpha=alpha, label=f"{k} ({100 * counts[i] / kinds.size:.1f}%)")
+               for i, k in enumerate(COMPONENT_KINDS) if counts[i]]
+    if handles:
+        ax.legend(handles=handles, loc="upper right", fontsize="small", framealpha=0.8)
 
 
 def plot_contours(ax, masks, colors=None, *, geom=None, linewidths=1.5, linestyles="solid", legend=True,

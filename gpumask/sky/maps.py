@@ -814,7 +814,7 @@ class Map(MapSamplingMixin, MapResampleMixin):
         return plot(self, ax=ax, fig=fig, add_cbar=add_cbar, stretch=stretch, axes_loc=axes_loc,
                     kwargs_colorbar=kwargs_colorbar, masks=masks, kwargs_masks=kwargs_masks, **kwargs)
 
-    def plot_mask(self, ax=None, *, hatch=None, contour=None, **kwargs):
+    def plot_mask(self, ax=None, *, hatch=None, contour=None, by_kind=None, **kwargs):
         """Shade the excluded pixels (False) of a boolean map (gammapy's ``WcsNDMap.plot_mask``).
 
         ``contourf(levels=[0, 0.5])``, white at alpha 0.5 as gammapy, usually over an
@@ -828,6 +828,11 @@ class Map(MapSamplingMixin, MapResampleMixin):
         contour : bool, str or dict, optional
             Keyword-only: also outline the excluded regions' edges (True: in the
             fill colour; a colour name; or a dict of ``contour`` arguments).
+        by_kind : bool, optional
+            Keyword-only: colour the excluded pixels by component kind (catalog
+            source, region, significance blob, dilation ring, ...) with a legend
+            of each kind's excluded fraction.  Default: when the mask carries a
+            ``provenance`` (``explain=True``) and no ``colors``/``hatch`` is given.
         **kwargs
             Passed to ``contourf`` (``colors``, ``alpha``, ...).
 
@@ -842,7 +847,7 @@ class Map(MapSamplingMixin, MapResampleMixin):
         """
         from ._plot import plot_mask  # noqa: PLC0415
 
-        return plot_mask(self, ax=ax, hatch=hatch, contour=contour, **kwargs)
+        return plot_mask(self, ax=ax, hatch=hatch, contour=contour, by_kind=by_kind, **kwargs)
 
     def plot_grid(self, figsize=None, ncols=3, **kwargs):
         """One panel per bin of the non-spatial axis, titled with the bin's range
