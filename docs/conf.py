@@ -96,6 +96,7 @@ GUIDE = {
     "catalog-masks": ("Catalog masks", ["Catalog masks"]),
     "significance-masks": ("Significance masks", ["Significance masks"]),
     "morphology": ("Morphology", ["Morphology"]),
+    "provenance": ("Why each pixel is excluded", ["Why each pixel is excluded"]),
     "background": ("Background estimation", ["Background estimation"]),
     "fits": ("FITS files", ["FITS"]),
     "cli": ("Command line and batch runs", ["Command line and batch runs"]),

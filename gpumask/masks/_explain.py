@@ -194,40 +194,45 @@ def _corner_comps(table, comp):
 # ----------------------------------------------------------------------------- significance
 
 
-def blob_provenance(geom, values, excluded, be, connectivity, rule):
+def blob_provenance(geom, values, excluded, be, connectivity, rule, labels=None):
     """Provenance of a significance mask: one component per connected blob of
     ``excluded`` (each plane apart), ordered by decreasing peak ``values``.
 
-    ``values`` is the significance array, ``excluded`` the boolean exclusion.
-    Names: ``blob N: peak S sigma at (lon, lat)``."""
+    ``values`` is the significance array, ``excluded`` the boolean exclusion;
+    ``labels`` optionally ``(label array, count)`` of the blobs, already computed
+    (0 outside ``excluded``; ids need not be contiguous).  Names: ``blob N: peak
+    S sigma at (lon, lat)``.  O(N) on the CPU (a scatter maximum), a sort on the GPU."""
+    from ..backend import to_host  # noqa: PLC0415
     from ._labels import _label_stack  # noqa: PLC0415
 
     xp = be.xp
-    lab, n = _label_stack(be, excluded, connectivity)
+    lab, n = labels if labels is not None else _label_stack(be, excluded, connectivity)
     if n == 0:
         z = xp.zeros(excluded.shape, np.int32)
         return MaskProvenance(geom, z, z.copy(), [])
     flat = lab.reshape(-1)
-    vals = xp.where(excluded, xp.nan_to_num(values, nan=-np.inf), -np.inf).reshape(-1)
-    # peak of each blob: sort by (label, value) once, take each run's last
-    order = xp.lexsort(xp.stack([vals, flat.astype(np.float64)]))
-    lab_sorted = flat[order]
-    last = xp.flatnonzero(xp.concatenate([lab_sorted[1:] != lab_sorted[:-1], xp.ones(1, dtype=bool)]))
-    peak_at = order[last]
-    peak_lab = lab_sorted[last]
-    npix = xp.bincount(flat, minlength=n + 1)
-    host = xp.stack([peak_lab.astype(np.float64), peak_at.astype(np.float64), vals[peak_at]])
-    from ..backend import to_host  # noqa: PLC0415
-
-    host = to_host(host)
-    npix = to_host(npix)
+    if be.name == "numpy":  # on the excluded pixels only (never NaN: NaN is never excluded)
+        ex = np.flatnonzero(excluded.reshape(-1))
+        lab_ex, val_ex = flat[ex], values.reshape(-1)[ex]
+        peak = np.full(n + 1, -np.inf)
+        np.maximum.at(peak, lab_ex, val_ex)
+        hit = val_ex == peak[lab_ex]
+        peak_lab, first = np.unique(lab_ex[hit], return_index=True)
+        host = np.stack([peak_lab.astype(np.float64), ex[hit][first].astype(np.float64), peak[peak_lab]])
+    else:  # a device sort by (label, value); each label's run ends at its peak
+        vals = xp.where(excluded, values, -np.inf).reshape(-1)
+        order = xp.lexsort(xp.stack([vals, flat.astype(np.float64)]))
+        lab_sorted = flat[order]
+        last = xp.flatnonzero(xp.concatenate([lab_sorted[1:] != lab_sorted[:-1], xp.ones(1, dtype=bool)]))
+        peak_at = order[last]
+        host = to_host(xp.stack([lab_sorted[last].astype(np.float64), peak_at.astype(np.float64), vals[peak_at]]))
     keep = host[0] > 0
     ids, at, peak = host[0][keep].astype(np.int64), host[1][keep].astype(np.int64), host[2][keep]
     rank = np.argsort(-peak, kind="stable")  # strongest first
     new_id = np.zeros(n + 1, np.int32)
     new_id[ids[rank]] = np.arange(1, len(rank) + 1, dtype=np.int32)
     relabel = to_device(new_id, be)
-    label = relabel[lab].astype(np.int32)
+    label = relabel[lab].astype(np.int32, copy=False)
     shape = excluded.shape
     ny, nx = shape[-2:]
     iy, ix = (at % (ny * nx)) // nx, at % nx
@@ -241,7 +246,7 @@ def blob_provenance(geom, values, excluded, be, connectivity, rule):
         if len(shape) > 2:
             name += f", plane {int(plane[j])}"
         rows.append(dict(kind="significance blob", name=name,
-                         rule=f"{rule}; {int(npix[ids[j]])} px", lon=float(lon[j]), lat=float(lat[j])))
+                         rule=rule, lon=float(lon[j]), lat=float(lat[j])))
     return MaskProvenance(geom, label, xp.zeros_like(label), rows)
 
 
@@ -323,7 +328,7 @@ def grow_provenance(prov, covered_after, fp_array, detail):
     rows = []
     for k in range(n):
         name = str(prov._cols["name"][k])
-        rows.append(dict(kind="dilation ring", name=f"ring of #{k + 1} {name}"[:200], rule=detail,
+        rows.append(dict(kind="dilation ring", name=f"ring of {name}"[:200], rule=detail,
                          lon=float(prov._cols["lon"][k]), lat=float(prov._cols["lat"][k]), parent=k + 1))
     out = prov.with_components(label.astype(np.int32), label2.astype(np.int32), rows)
     return _drop_unused_rings(out, n)

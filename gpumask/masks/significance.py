@@ -8,6 +8,7 @@ this module turns it into a mask with the connected-component tools of
 from __future__ import annotations
 
 from ..backend import backend_of, to_host
+from ._labels import _label_stack
 from .morphology import _check_connectivity, _check_threshold, _hysteresis, _image_input, _wrap
 
 __all__ = ["exclusion_from_significance"]
@@ -81,20 +82,33 @@ def exclusion_from_significance(sqrt_ts, threshold=5.0, *, low=None, nan="keep",
                 f"sqrt_ts has {n_nan} NaN pixels (nan='raise'); use nan='keep' to count them as "
                 "usable or nan='exclude' to exclude them"
             )
+    if explain and template is None:
+        raise TypeError("explain=True needs a Map (the provenance lives on its geometry), got an array")
     seeds = data >= threshold
-    excluded = seeds if low is None else _hysteresis(be, data >= low, seeds, connectivity)
+    blobs = None
+    if low is None:
+        excluded = seeds
+    elif explain:  # the hysteresis's own labels are the blobs
+        labels, n = _label_stack(be, data >= low, connectivity)
+        seeded = xp.zeros(n + 1, dtype=bool)
+        seeded[xp.where(seeds, labels, 0)] = True
+        seeded[0] = False
+        excluded = seeded[labels]
+        blobs = (xp.where(excluded, labels, 0), n)
+    else:
+        excluded = _hysteresis(be, data >= low, seeds, connectivity)
     usable = ~excluded
     if nan == "exclude":
         usable &= ~xp.isnan(data)
     out = _wrap(usable, template)
     if explain:
-        if template is None:
-            raise TypeError("explain=True needs a Map (the provenance lives on its geometry), got an array")
         from ._explain import blob_provenance, carry  # noqa: PLC0415
 
         rule = (f"sqrt_ts >= {threshold:g}" if low is None else
                 f"hysteresis: sqrt_ts >= {low:g} connected to a pixel >= {threshold:g}")
-        prov = blob_provenance(template.geom, data, excluded, be, connectivity, rule)
-        holder = _wrap(~excluded, template)._explained(prov)
-        out = carry(holder, out, "NaN significance (nan='exclude')")
+        prov = blob_provenance(template.geom, data, excluded, be, connectivity, rule, labels=blobs)
+        if nan == "exclude":  # NaN pixels excluded without a blob: one "mask" component
+            out = carry(_wrap(~excluded, template)._explained(prov), out, "NaN significance (nan='exclude')")
+        else:
+            out._explained(prov)
     return out

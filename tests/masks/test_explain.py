@@ -347,3 +347,27 @@ def test_source_rules_name_the_sizes(data_dir):
     assert gauss and all(r.endswith(" deg") or "x" in r for r in gauss)
     i = next(i for i, r in enumerate(shapes.rules) if r.startswith("point-like"))
     assert shapes.rules[i] == f"point-like + psf 0.1 deg (quadrature) = {shapes.semi_major[i]:.4g} deg"
+
+
+@pytest.mark.parametrize("connectivity", [1, 2])
+def test_threshold_blobs_and_nan_pixels(backend, rng, connectivity):
+    """A plain threshold: blobs are scipy's components of sqrt_ts >= 5 (with
+    ``connectivity``), strongest first; NaN pixels excluded by nan="exclude" form
+    one "mask" component."""
+    geom = WcsGeom.create(npix=(90, 70), binsz=0.05, frame="galactic")
+    values = ndimage.gaussian_filter(rng.normal(size=(70, 90)), 2) * 25
+    values[10:13, 20:25] = np.nan
+    sqrt_ts = gpumask.Map.from_geom(geom, data=values, backend=backend.name)
+    mask = gpumask.exclusion_from_significance(sqrt_ts, 5, nan="exclude", connectivity=connectivity, explain=True)
+    prov = mask.provenance
+    label = to_host(prov.label)
+    excluded = ~to_host(mask.data)
+    np.testing.assert_array_equal(label > 0, excluded)
+    ref, n = ndimage.label(values >= 5, structure=ndimage.generate_binary_structure(2, connectivity))
+    kinds = list(prov.components["kind"])
+    assert kinds == ["significance blob"] * n + ["mask"]
+    peaks = [values[label == k].max() for k in range(1, n + 1)]
+    assert peaks == sorted(peaks, reverse=True)
+    for k in range(1, n + 1):
+        assert len(np.unique(ref[label == k])) == 1 and (ref == ref[label == k][0]).sum() == (label == k).sum()
+    np.testing.assert_array_equal(label == n + 1, np.isnan(values))
