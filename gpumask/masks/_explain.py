@@ -18,6 +18,8 @@ from astropy.coordinates import SkyCoord
 
 from ..backend import to_device
 from ..sky.provenance import MaskProvenance, merge_two_smallest
+
+_NONE_LABEL = np.int32(np.iinfo(np.int32).max)
 from . import _region_compile as rc
 from ._region_raster import _eval_kind, rasterise_labels_cupy, rasterise_labels_numpy
 
@@ -253,37 +255,52 @@ def blob_provenance(geom, values, excluded, be, connectivity, rule, labels=None)
 # ----------------------------------------------------------------------------- morphology
 
 
-def _shift(xp, a, dy, dx, fill):
-    """``a`` moved by (dy, dx) in its last two axes, ``fill`` entering at the edges."""
-    out = xp.full(a.shape, fill, dtype=a.dtype)
+def _merge_into(xp, f, s, b1, b2):
+    """In place: (f, s) <- the two smallest distinct of {f, s} | {b1, b2}; "none" is
+    the largest int32 (every argument a same-shape view, each pair ascending)."""
+    second = xp.minimum(s, b2)  # where f == b1
+    xp.copyto(second, xp.minimum(s, b1), where=f < b1)
+    xp.copyto(second, xp.minimum(b2, f), where=b1 < f)
+    xp.minimum(f, b1, out=f)
+    s[...] = second
+
+
+def _shifted(a, dy, dx):
+    """(destination, source) slices of the last two axes moving ``a`` by (dy, dx)."""
     ny, nx = a.shape[-2:]
-    if abs(dy) >= ny or abs(dx) >= nx:
-        return out
     ys, yd = (slice(0, ny - dy), slice(dy, ny)) if dy >= 0 else (slice(-dy, ny), slice(0, ny + dy))
     xs, xd = (slice(0, nx - dx), slice(dx, nx)) if dx >= 0 else (slice(-dx, nx), slice(0, nx + dx))
-    out[..., yd, xd] = a[..., ys, xs]
-    return out
+    return (Ellipsis, yd, xd), (Ellipsis, ys, xs)
 
 
 def _window_merge(xp, a1, a2, offsets_y, half_widths):
     """Two smallest labels over a footprint made of rows: row ``dy`` spans
-    ``|dx| <= half_widths[dy]``.  Horizontal windows grow by one pixel each side per
-    step (two merges), then each row is shifted into place (one merge)."""
-    none = np.int32(0)
-    h_pairs = {0: (a1, a2)}
-    f, s = a1, a2
-    for h in range(1, max(half_widths) + 1):
-        for dx in (-h, h):
-            f, s = merge_two_smallest(xp, f, s, _shift(xp, a1, 0, dx, none), _shift(xp, a2, 0, dx, none))
-        h_pairs[h] = (f, s)
-    out1 = xp.zeros_like(a1)
-    out2 = xp.zeros_like(a2)
+    ``|dx| <= half_widths[dy]``.  Horizontal windows grow by one pixel each side
+    per step (two in-place merges of shifted views); each row of the footprint is
+    merged into the output, shifted, as soon as its width is reached.  Inputs and
+    outputs use 0 for "none"; the work uses the largest int32."""
+    none = _NONE_LABEL
+    a1 = xp.where(a1 > 0, a1, none).astype(np.int32, copy=False)
+    a2 = xp.where(a2 > 0, a2, none).astype(np.int32, copy=False)
+    f, s = a1.copy(), a2.copy()
+    out1 = xp.full(a1.shape, none, dtype=np.int32)
+    out2 = out1.copy()
+    ny, nx = a1.shape[-2:]
+    rows = {}
     for dy, h in zip(offsets_y, half_widths):
-        if h < 0:
-            continue
-        r1, r2 = h_pairs[h]
-        out1, out2 = merge_two_smallest(xp, out1, out2, _shift(xp, r1, dy, 0, none), _shift(xp, r2, dy, 0, none))
-    return out1, out2
+        if h >= 0 and abs(dy) < ny:
+            rows.setdefault(h, []).append(dy)
+    for h in range(0, max(rows, default=-1) + 1):
+        if h > 0:
+            for dx in (-h, h):
+                if abs(dx) < nx:
+                    dst, src = _shifted(a1, 0, dx)
+                    _merge_into(xp, f[dst], s[dst], a1[src], a2[src])
+        for dy in rows.get(h, ()):
+            dst, src = _shifted(f, dy, 0)
+            _merge_into(xp, out1[dst], out2[dst], f[src], s[src])
+    zero = np.int32(0)
+    return xp.where(out1 == none, zero, out1), xp.where(out2 == none, zero, out2)
 
 
 def _row_spans(fp_array):
@@ -303,57 +320,46 @@ def grow_provenance(prov, covered_after, fp_array, detail):
     footprint ``fp_array``: pixels already excluded keep their components (with the
     second updated from the grown neighbours); each new pixel is labelled with a
     "dilation ring" of the first component whose growth reached it.  Exact for
-    footprints whose rows are contiguous and symmetric (disks, boxes)."""
+    footprints whose rows are contiguous and symmetric (disks, boxes).  One ring
+    row per component whose growth labels a pixel."""
+    from ..backend import to_host  # noqa: PLC0415
+
     be = prov.backend
     xp = be.xp
     n = prov.n_components
     dys, hs = _row_spans(np.asarray(fp_array, bool))
-    # parents of rings: a ring's own parent, so rings of rings stay one ring
+    # rings grow as their parents: a ring of a ring is one more ring of the parent
     parents = np.asarray(prov._cols["parent"], np.int32)
-    base = np.where(parents > 0, parents, np.arange(1, n + 1, dtype=np.int32)).astype(np.int32)
-    lut = to_device(np.concatenate([[0], base]).astype(np.int32), be)
-    p1, p2 = lut[prov.label], lut[prov.label2]
-    p1, p2 = merge_two_smallest(xp, p1, xp.zeros_like(p1), p2, xp.zeros_like(p2))  # re-sort after mapping
+    if (parents > 0).any():
+        base = np.where(parents > 0, parents, np.arange(1, n + 1, dtype=np.int32)).astype(np.int32)
+        lut = to_device(np.concatenate([[0], base]).astype(np.int32), be)
+        own = lut[prov.label]
+        p1, p2 = merge_two_smallest(xp, own, xp.zeros_like(own), lut[prov.label2], xp.zeros_like(own))
+    else:
+        own, p1, p2 = prov.label, prov.label, prov.label2
     g1, g2 = _window_merge(xp, p1, p2, dys, hs)
     old = prov.label > 0
+    new = covered_after & ~old
+    # already excluded pixels alone so far: the smallest other component reaching them
+    o2 = xp.where(g1 == own, g2, g1)
+    lonely = old & (prov.label2 == 0)
+    # the ring rows in use, numbered n + 1, n + 2, ... in parent order
+    reach = xp.concatenate([g1[new], g2[new], o2[lonely]])
+    used = to_host(xp.bincount(reach, minlength=n + 1)) > 0 if reach.size else np.zeros(n + 1, bool)
+    used[0] = False
+    ring_parent = np.flatnonzero(used)
+    ring_lut = np.zeros(n + 1, np.int32)
+    ring_lut[ring_parent] = n + 1 + np.arange(len(ring_parent), dtype=np.int32)
+    ring = to_device(ring_lut, be)
     zero = np.int32(0)
-    # already excluded pixels: their own first, then the smallest other component reaching them
-    o2 = xp.where(g1 == lut[prov.label], g2, g1)
-    keep2 = xp.where(prov.label2 > 0, prov.label2, xp.where(o2 > 0, o2 + np.int32(n), zero))
-    # ring components: index n + parent (renumbered below to the rings in use)
-    new1 = xp.where(g1 > 0, g1 + np.int32(n), zero)
-    new2 = xp.where(g2 > 0, g2 + np.int32(n), zero)
-    label = xp.where(old, prov.label, xp.where(covered_after, new1, zero))
-    label2 = xp.where(old, keep2, xp.where(covered_after, new2, zero))
+    label = xp.where(old, prov.label, xp.where(new, ring[g1], zero))
+    label2 = xp.where(old, xp.where(lonely, ring[o2], prov.label2), xp.where(new, ring[g2], zero))
     rows = []
-    for k in range(n):
+    for k in ring_parent - 1:
         name = str(prov._cols["name"][k])
         rows.append(dict(kind="dilation ring", name=f"ring of {name}"[:200], rule=detail,
-                         lon=float(prov._cols["lon"][k]), lat=float(prov._cols["lat"][k]), parent=k + 1))
-    out = prov.with_components(label.astype(np.int32), label2.astype(np.int32), rows)
-    return _drop_unused_rings(out, n)
-
-
-def _drop_unused_rings(prov, n_before):
-    """Remove the ring rows (index > n_before) that label no pixel; renumber."""
-    from ..backend import to_host  # noqa: PLC0415
-
-    xp = prov.backend.xp
-    total = prov.n_components
-    if total == n_before:
-        return prov
-    used = to_host(xp.bincount(xp.concatenate([prov.label.reshape(-1), prov.label2.reshape(-1)]),
-                               minlength=total + 1)) > 0
-    used[: n_before + 1] = True
-    if used.all():
-        return prov
-    new_index = np.cumsum(used).astype(np.int32) - 1  # 0 -> 0
-    new_index[~used] = 0
-    lut = to_device(new_index.astype(np.int32), prov.backend)
-    keep = np.flatnonzero(used[1:])
-    cols = {k: v[keep] for k, v in prov._cols.items()}
-    return MaskProvenance(prov.geom, lut[prov.label], lut[prov.label2], cols, prov.frame)
-
+                         lon=float(prov._cols["lon"][k]), lat=float(prov._cols["lat"][k]), parent=int(k) + 1))
+    return prov.with_components(label.astype(np.int32, copy=False), label2.astype(np.int32, copy=False), rows)
 
 
 def carry(template, out, detail, fp_array=None):
