@@ -46,14 +46,15 @@ _TYPES = tuple(DEFAULT_SCALE)
 @dataclasses.dataclass(frozen=True)
 class SourceShapes:
     """One circle or ellipse per source: semi-axes and ``angle`` in deg, ``angle`` in
-    the regions convention (width axis from the longitude axis, counter-clockwise)."""
+    the regions convention (width axis from the longitude axis, counter-clockwise);
+    ``rules``: each size's rule in words (``source_shapes(..., rules=True)``), else None."""
 
     names: np.ndarray
     positions: SkyCoord
     semi_major: np.ndarray
     semi_minor: np.ndarray
     angle: np.ndarray
-    #: how each size was reached (``source_shapes(..., rules=True)``), else None
+    # how each size was reached (``source_shapes(..., rules=True)``), else None
     rules: np.ndarray | None = None
 
     def __len__(self):

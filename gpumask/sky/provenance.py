@@ -100,7 +100,7 @@ class MaskProvenance:
         int32 arrays of the mask's data shape, on the mask's backend.
     components : list of dict or dict of arrays
         One entry per component (index = position + 1): ``kind`` (one of
-        :data:`COMPONENT_KINDS`), ``name``, ``rule``, ``lon``/``lat`` (deg, in the
+        ``COMPONENT_KINDS``), ``name``, ``rule``, ``lon``/``lat`` (deg, in the
         map's frame; NaN when the component has no position), ``region`` (a ds9
         shape, "" if none) and ``parent`` (a dilation ring's component, else 0).
     frame : str, optional
@@ -246,7 +246,7 @@ class MaskProvenance:
         return t if top is None else t[: int(top)]
 
     def kind_image(self):
-        """int8 image: the position in :data:`COMPONENT_KINDS` of each pixel's label's
+        """int8 image: the position in ``COMPONENT_KINDS`` of each pixel's label's
         kind (first plane of cubes), -1 where usable.  One counted copy to the host."""
         label = to_host(self.label.reshape((-1,) + self.label.shape[-2:])[0])
         codes = np.array([COMPONENT_KINDS.index(k) for k in self._cols["kind"]], np.int8)
