@@ -29,6 +29,7 @@ COMMANDS = {
     "batch": "gpumask.cli.batch",
     "examples": "gpumask.cli.examples",
     "reflected": "gpumask.cli.reflected",
+    "explain": "gpumask.cli.explain",
 }
 
 

@@ -570,8 +570,9 @@ def binary_erode(mask, width, *, kernel="disk", gammapy_rounding=False, border_v
     fp = _make_footprint(width, kernel, geom, gammapy_rounding, "binary_erode")
     out = _wrap(_erode_data(backend_of(data), data, fp, bool(border_value), _check_method(method)), template)
     if template is not None and template.provenance is not None:
-        detail = f"binary_erode {width} ({kernel}, {fp.array().shape[1] // 2} x {fp.array().shape[0] // 2} px)"
-        out = carry(template, out, detail, fp_array=fp.array())
+        fp_array = fp.array()
+        ry, rx = fp_array.shape[0] // 2, fp_array.shape[1] // 2
+        out = carry(template, out, f"binary_erode {width} ({kernel}, radius {rx} x {ry} px)", fp_array=fp_array)
     return out
 
 
