@@ -121,8 +121,8 @@ def run(args) -> int:
     >>> gpumask.cli.main(["explain", "mask.fits", "--at", "83.63", "22.01"])  # doctest: +SKIP
     0
     """
-    from ..sky.io import FitsReadError, atomic_write_bytes, read_map  # noqa: PLC0415
     from .._utils import expand_user  # noqa: PLC0415
+    from ..sky.io import FitsReadError, atomic_write_bytes, read_map  # noqa: PLC0415
 
     try:
         if args.frame not in _FRAMES:

@@ -314,7 +314,9 @@ class MaskProvenance:
                 frame = "galactic" if self.frame == "galactic" else "icrs"
                 lines.append(f"{frame};circle({self._cols['lon'][i]:.6f},{self._cols['lat'][i]:.6f},{r:.6f}){text}")
             else:
-                lines.append(f"# {i + 1}: {kind}: {name} ({self._cols['rule'][i]}), {npix[i]} pixels")
+                # no ";" in comments: regions splits lines there before it drops comments
+                lines.append(f"# {i + 1}: {kind}: {name} ({self._cols['rule'][i]}), {npix[i]} pixels"
+                             .replace(";", " "))
         return "\n".join(lines) + "\n"
 
     def to_hdus(self, header):

@@ -82,7 +82,7 @@ def test_region_counts_match_the_labels(mask_file, capsys):
 
 
 def test_ds9_file(mask_file, tmp_path, capsys):
-    path, mask = mask_file
+    path, _ = mask_file
     out = tmp_path / "why.reg"
     assert main(["explain", str(path), "--ds9", str(out)]) == 0
     parsed = regions.Regions.read(out, format="ds9")
@@ -109,3 +109,118 @@ def test_errors(mask_file, tmp_path, capsys):
     assert main(["explain", str(path), "--kind", "star"]) == 2
     assert "star" in capsys.readouterr().err
     assert main(["explain", str(tmp_path / "missing.fits")]) == 2
+
+
+@pytest.fixture
+def catalog_mask_file(tmp_path):
+    geom = WcsGeom.create(npix=(200, 150), binsz=0.02, frame="icrs", skydir=(83.63, 22.01))
+    extra = ["icrs;circle(83.63,22.01,0.4)", "icrs;box(85,21.5,0.5,0.3,0)"]
+    mask = gpumask.exclusion_mask(geom, gpumask.demo_catalog(), regions=extra, explain=True)
+    path = tmp_path / "catalog_mask.fits"
+    mask.write(path)
+    return path, mask
+
+
+def test_at_catalog_sources_brute_force(catalog_mask_file, capsys):
+    path, mask = catalog_mask_file
+    comps = mask.provenance.components
+    cat = gpumask.demo_catalog()
+    crab, hwc = cat.positions[0], cat.positions[1]
+    points = [(crab.ra.deg, crab.dec.deg), (hwc.ra.deg, hwc.dec.deg), (85.0, 21.5), (82.3, 21.0)]
+    args = ["explain", str(path), "--json"]
+    for lon, lat in points:
+        args += ["--at", repr(float(lon)), repr(float(lat))]
+    assert main(args) == 0
+    at = json.loads(capsys.readouterr().out)["at"]
+    geom = mask.geom
+    # brute force: each component's own shape (its ds9 text) at the pixel, in priority order
+    shapes = [geom.region_mask(str(r["region"])).data for r in comps]
+    for a in at:
+        ix, iy = a["pixel"]
+        covering = [k + 1 for k, s in enumerate(shapes) if s[iy, ix]]
+        assert [c["index"] for c in a["components"]] == covering[:2]
+        assert a["excluded"] == bool(covering) == (not mask.data[iy, ix])
+    assert [c["name"] for c in at[0]["components"]] == ["Crab nebula", str(comps["name"][4])]
+    assert at[1]["components"][0]["name"] == "3HWC J0540+228"
+    assert [c["kind"] for c in at[2]["components"]] == ["region"] and at[3]["components"] == []
+    # the text output names the same components
+    assert main(["explain", str(path), "--at", repr(float(crab.ra.deg)), repr(float(crab.dec.deg)),
+                 "--at", "82.3", "21.0"]) == 0
+    text = capsys.readouterr().out
+    block = text.split("\nat (")[1]
+    assert "excluded" in block.splitlines()[0] and "Crab nebula" in block
+    assert "usable" in text.split("\nat (")[2] and "(none)" in text.split("\nat (")[2]
+
+
+def test_kind_and_top(catalog_mask_file, capsys):
+    path, mask = catalog_mask_file
+    assert main(["explain", str(path), "--json", "--kind", "catalog source", "--top", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    comps = mask.provenance.components
+    src = [r for r in comps if r["kind"] == "catalog source" and r["npix"] > 0]
+    best = sorted(src, key=lambda r: -float(r["solid_angle"]))[:2]
+    assert [r["index"] for r in summary] == [int(r["index"]) for r in best]
+    np.testing.assert_allclose([r["solid_angle"] for r in summary], [float(r["solid_angle"]) for r in best])
+    assert main(["explain", str(path), "--json", "--top", "0"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert len(summary) == int((np.asarray(comps["npix"]) > 0).sum())
+    assert main(["explain", str(path), "--top", "-1"]) == 2
+    assert "--top" in capsys.readouterr().err
+
+
+def test_region_file(catalog_mask_file, tmp_path, capsys):
+    path, mask = catalog_mask_file
+    reg = tmp_path / "look.reg"
+    reg.write_text("# Region file format: DS9 version 4.1\nicrs\ncircle(83.9,22.0,0.45)\n")
+    assert main(["explain", str(path), "--region", str(reg), "--json"]) == 0
+    inside = json.loads(capsys.readouterr().out)["regions"][0]
+    rmask = mask.geom.region_mask(str(reg)).data
+    label = mask.provenance.label
+    counts = np.bincount(label[rmask].ravel(), minlength=mask.provenance.n_components + 1)[1:]
+    got = [(c["index"], c["npix_in_region"]) for c in inside["components"]]
+    expect = sorted(((k + 1, int(v)) for k, v in enumerate(counts) if v), key=lambda kv: -kv[1])
+    assert got == expect and len(got) >= 2
+    assert inside["pixels"] == int(rmask.sum())
+
+
+def test_ds9_with_catalog_and_rings(catalog_mask_file, tmp_path):
+    _, mask = catalog_mask_file
+    eroded = gpumask.binary_erode(mask, "0.06 deg")
+    epath = tmp_path / "eroded.fits"
+    eroded.write(epath)
+    out = tmp_path / "eroded.reg"
+    assert main(["explain", str(epath), "--ds9", str(out)]) == 0
+    comps = eroded.provenance.components
+    shaped = [r for r in comps if r["kind"] != "dilation ring"]
+    parsed = regions.Regions.read(out, format="ds9")
+    assert len(parsed) == len(shaped) == 6
+    assert [r.meta["text"] for r in parsed] == [f"{int(r['index'])}: {r['name']}" for r in shaped]
+    assert "# 7: dilation ring" in out.read_text()
+    centre = parsed[0].center.icrs
+    crab = gpumask.demo_catalog().positions[0]
+    assert centre.separation(crab).deg < 1e-6
+
+
+@pytest.mark.data
+def test_fermi_gc_blobs(data_dir, tmp_path, capsys):
+    from gpumask.stats.excess import excess_map
+
+    counts = gpumask.read_map(data_dir / "fermi-3fhl-gc" / "fermi-3fhl-gc-counts.fits.gz", backend="numpy")
+    background = gpumask.read_map(data_dir / "fermi-3fhl-gc" / "fermi-3fhl-gc-background.fits.gz", backend="numpy")
+    sqrt_ts = excess_map(counts, background, correlation_radius="0.2 deg")["sqrt_ts"]
+    mask = gpumask.exclusion_from_significance(sqrt_ts, 5, low=3, explain=True)
+    path = tmp_path / "gc.fits"
+    mask.write(path)
+    data = np.nan_to_num(np.asarray(sqrt_ts.data, float), nan=-np.inf).reshape(mask.data.shape[-2:])
+    iy, ix = np.unravel_index(np.argmax(data), data.shape)
+    pos = mask.geom.pix_to_coord((float(ix), float(iy)))
+    assert main(["explain", str(path), "--json", "--top", "0", "--frame", "galactic",
+                 "--at", repr(float(pos[0])), repr(float(pos[1]))]) == 0
+    report = json.loads(capsys.readouterr().out)
+    label = mask.provenance.label.reshape(data.shape)
+    assert report["excluded_pixels"] == int((~mask.data).sum()) == sum(r["npix"] for r in report["summary"])
+    assert set(report["kinds"]) == {"significance blob"} and report["components"] >= 2
+    (at,) = report["at"]
+    assert at["pixel"] == [int(ix), int(iy)] and at["excluded"]
+    assert [c["index"] for c in at["components"]] == [int(label[iy, ix])]
+    assert at["components"][0]["npix"] == int((label == label[iy, ix]).sum())
