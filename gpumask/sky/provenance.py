@@ -162,10 +162,15 @@ class MaskProvenance:
         then ``other``'s (renumbered)."""
         xp = self.backend.xp
         off = np.int32(self.n_components)
-        b1 = xp.where(other.label > 0, other.label + off, np.int32(0)).astype(np.int32, copy=False)
-        b2 = xp.where(other.label2 > 0, other.label2 + off, np.int32(0)).astype(np.int32, copy=False)
-        l1, l2 = xp.broadcast_arrays(self.label, self.label2)
-        first, second = merge_two_smallest(xp, l1, l2, *xp.broadcast_arrays(b1, b2))
+        zero = np.int32(0)
+        # every id of other (shifted by off) is above every id of self: the two
+        # smallest are self's pair, completed from other's where self has fewer
+        b1 = xp.where(other.label > 0, other.label + off, zero)
+        has1 = self.label > 0
+        first = xp.where(has1, self.label, b1)
+        second = xp.where(has1, xp.where(self.label2 > 0, self.label2, b1),
+                          xp.where(other.label2 > 0, other.label2 + off, zero))
+        first, second = (a.astype(np.int32, copy=False) for a in xp.broadcast_arrays(first, second))
         cols = {k: np.concatenate([self._cols[k], np.where(other._cols["parent"] > 0,
                                                             other._cols["parent"] + off, 0).astype(np.int32)
                                    if k == "parent" else other._cols[k]]) for k in _COLUMNS}
