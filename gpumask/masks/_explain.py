@@ -338,6 +338,66 @@ def _window_merge(xp, a1, a2, offsets_y, half_widths):
     return xp.where(out1 == none, zero, out1), xp.where(out2 == none, zero, out2)
 
 
+def _window_extreme(xp, a, offsets_y, half_widths, op, fill):
+    """``op`` (minimum or maximum) of ``a`` over the footprint of rows (see
+    :func:`_window_merge`), ``fill`` entering at the edges: one in-place ``op`` of
+    shifted views per step."""
+    ny, nx = a.shape[-2:]
+    rows = {}
+    for dy, h in zip(offsets_y, half_widths):
+        if h >= 0 and abs(dy) < ny:
+            rows.setdefault(h, []).append(dy)
+    run = a.copy()
+    out = xp.full(a.shape, fill, dtype=a.dtype)
+    for h in range(0, max(rows, default=-1) + 1):
+        if 0 < h < nx:
+            for dx in (-h, h):
+                dst, src = _shifted(a, 0, dx)
+                op(run[dst], a[src], out=run[dst])
+        for dy in rows.get(h, ()):
+            dst, src = _shifted(run, dy, 0)
+            op(out[dst], run[src], out=out[dst])
+    return out
+
+
+def _window_pairs(xp, a1, a2, fp_array):
+    """The two smallest labels over the footprint ``fp_array`` (0 = none), exact.
+
+    The smallest is a window minimum; a second exists only where the window's
+    largest label exceeds it, which is where two components come within the
+    footprint of each other: there (usually few pixels) the pairs are merged offset
+    by offset; where that set is large, the full pairwise window merge runs instead."""
+    dys, hs = _row_spans(fp_array)
+    none = _NONE_LABEL
+    big1 = xp.where(a1 > 0, a1, none).astype(np.int32, copy=False)
+    first = _window_extreme(xp, big1, dys, hs, xp.minimum, none)
+    top = _window_extreme(xp, xp.maximum(a1, a2).astype(np.int32, copy=False), dys, hs, xp.maximum, np.int32(0))
+    need = xp.flatnonzero(((first < none) & (top > first)).reshape(-1))
+    offsets = np.argwhere(fp_array) - np.array(fp_array.shape) // 2
+    merges = 2 * max(hs) + len(hs)  # the window merge's passes over the whole map
+    if need.size * len(offsets) > a1.size * merges:  # dense overlaps: the window merge is cheaper
+        return _window_merge(xp, a1, a2, dys, hs)
+    zero = np.int32(0)
+    g1 = xp.where(first < none, first, zero)
+    g2 = xp.zeros_like(g1)
+    if need.size:
+        ny, nx = a1.shape[-2:]
+        plane, rest = need // (ny * nx), need % (ny * nx)
+        iy, ix = rest // nx, rest % nx
+        f = xp.full(need.shape, none, dtype=np.int32)
+        s = f.copy()
+        flat1, flat2 = big1.reshape(-1), xp.where(a2 > 0, a2, none).astype(np.int32, copy=False).reshape(-1)
+        for dy, dx in offsets:
+            y, x = iy + int(dy), ix + int(dx)
+            ok = (y >= 0) & (y < ny) & (x >= 0) & (x < nx)
+            at = plane * (ny * nx) + xp.clip(y, 0, ny - 1) * nx + xp.clip(x, 0, nx - 1)
+            b1 = xp.where(ok, flat1[at], none)
+            b2 = xp.where(ok, flat2[at], none)
+            _merge_into(xp, f, s, b1, b2)
+        g2.reshape(-1)[need] = xp.where(s < none, s, zero)
+    return g1, g2
+
+
 def _row_spans(fp_array):
     """(dy offsets, half widths) of a symmetric footprint's rows (-1: empty row)."""
     fy, fx = fp_array.shape
@@ -362,7 +422,7 @@ def grow_provenance(prov, covered_after, fp_array, detail):
     be = prov.backend
     xp = be.xp
     n = prov.n_components
-    dys, hs = _row_spans(np.asarray(fp_array, bool))
+    fp_array = np.asarray(fp_array, bool)
     # rings grow as their parents: a ring of a ring is one more ring of the parent
     parents = np.asarray(prov._cols["parent"], np.int32)
     if (parents > 0).any():
@@ -372,7 +432,7 @@ def grow_provenance(prov, covered_after, fp_array, detail):
         p1, p2 = merge_two_smallest(xp, own, xp.zeros_like(own), lut[prov.label2], xp.zeros_like(own))
     else:
         own, p1, p2 = prov.label, prov.label, prov.label2
-    g1, g2 = _window_merge(xp, p1, p2, dys, hs)
+    g1, g2 = _window_pairs(xp, p1, p2, fp_array)
     old = prov.label > 0
     new = covered_after & ~old
     # already excluded pixels alone so far: the smallest other component reaching them

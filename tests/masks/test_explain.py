@@ -371,3 +371,31 @@ def test_threshold_blobs_and_nan_pixels(backend, rng, connectivity):
     for k in range(1, n + 1):
         assert len(np.unique(ref[label == k])) == 1 and (ref == ref[label == k][0]).sum() == (label == k).sum()
     np.testing.assert_array_equal(label == n + 1, np.isnan(values))
+
+
+@pytest.mark.parametrize("density", [0.01, 0.3])
+def test_window_pairs_against_brute_force(backend, rng, density):
+    """The two smallest labels within a disk (exclusion growth): the sparse route
+    (window minimum and maximum, pairs merged only where two labels meet) and the
+    dense route (pairwise window merge) against a loop over the footprint."""
+    from gpumask.masks._explain import _window_pairs
+    from gpumask.masks.morphology import footprint
+
+    ny, nx = 30, 41
+    a1 = np.where(rng.random((2, ny, nx)) < density, rng.integers(1, 9, (2, ny, nx)), 0).astype(np.int32)
+    a2 = np.where((a1 > 0) & (rng.random((2, ny, nx)) < 0.3), a1 + rng.integers(1, 4, (2, ny, nx)), 0)
+    a2 = a2.astype(np.int32)
+    fp = footprint(3.2)
+    g1, g2 = (to_host(v) for v in _window_pairs(backend.xp, gpumask.to_device(a1, backend),
+                                                  gpumask.to_device(a2, backend), fp))
+    cy, cx = np.array(fp.shape) // 2
+    for p in range(2):
+        for y in range(ny):
+            for x in range(nx):
+                ids = set()
+                for dy, dx in np.argwhere(fp) - (cy, cx):
+                    yy, xx = y + dy, x + dx
+                    if 0 <= yy < ny and 0 <= xx < nx:
+                        ids.update(int(v) for v in (a1[p, yy, xx], a2[p, yy, xx]) if v > 0)
+                want = sorted(ids) + [0, 0]
+                assert (g1[p, y, x], g2[p, y, x]) == (want[0], want[1]), (p, y, x)
