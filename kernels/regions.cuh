@@ -110,28 +110,17 @@ GPUMASK_HD inline bool gpumask_region_inside(int kind, const double* p, const do
     }
 }
 
-// The work of thread (tx, ty) of the block that owns active tile `t`: it owns
-// pixel column tile_x * TILE + tx and rows tile_y * TILE + ty + 8 k, k < TILE / 8.
-// `code` is the projection (GPUMASK_PROJ_*), `sky` whether unit vectors are
-// needed, `coords_from_arrays` whether lon/lat come from arrays (WCSs without a
-// device projection) instead of the WCS math.
+// The pixel centres thread (ix, iy0 + 8 k) owns, k < TILE / 8: pixel coordinates and
+// unit vectors (NaN when off the image or off the sky).  `code` is the projection
+// (GPUMASK_PROJ_*), `sky` whether unit vectors are needed, `coords_from_arrays`
+// whether lon/lat come from arrays (WCSs without a device projection).
 template <int TILE>
-GPUMASK_HD inline void gpumask_region_tile_thread(
-    int t, int tx, int ty, unsigned char* image, int nx, int ny, const int* tiles,
-    const int* starts, const int* members, const int* kinds, const int* flags,
-    const double* params, const double* vx, const double* vy, const double* lon_in,
-    const double* lat_in, int code, const gpumask_wcs& w, bool sky, bool coords_from_arrays)
+GPUMASK_HD inline void gpumask_region_pixels(
+    int ix, int iy0, int nx, int ny, const double* lon_in, const double* lat_in, int code,
+    const gpumask_wcs& w, bool sky, bool coords_from_arrays, gpumask_pixel* pix)
 {
-    const int rows = TILE / 8;
-    const int ntx = (nx + TILE - 1) / TILE;
-    const int tile = tiles[t];
-    const int ix = (tile % ntx) * TILE + tx;
-    const int iy0 = (tile / ntx) * TILE + ty;
-    gpumask_pixel pix[TILE / 8];
-    unsigned char acc[TILE / 8];
-    for (int k = 0; k < rows; ++k) {
+    for (int k = 0; k < TILE / 8; ++k) {
         const int iy = iy0 + 8 * k;
-        acc[k] = 0;
         const double nan = gpumask_nan();
         pix[k].x = pix[k].y = pix[k].px = pix[k].py = pix[k].pz = nan;
         if (ix >= nx || iy >= ny) continue;
@@ -154,6 +143,29 @@ GPUMASK_HD inline void gpumask_region_tile_thread(
             pix[k].pz = sb;
         }
     }
+}
+
+// The work of thread (tx, ty) of the block that owns active tile `t`: it owns
+// pixel column tile_x * TILE + tx and rows tile_y * TILE + ty + 8 k, k < TILE / 8.
+// `code` is the projection (GPUMASK_PROJ_*), `sky` whether unit vectors are
+// needed, `coords_from_arrays` whether lon/lat come from arrays (WCSs without a
+// device projection) instead of the WCS math.
+template <int TILE>
+GPUMASK_HD inline void gpumask_region_tile_thread(
+    int t, int tx, int ty, unsigned char* image, int nx, int ny, const int* tiles,
+    const int* starts, const int* members, const int* kinds, const int* flags,
+    const double* params, const double* vx, const double* vy, const double* lon_in,
+    const double* lat_in, int code, const gpumask_wcs& w, bool sky, bool coords_from_arrays)
+{
+    const int rows = TILE / 8;
+    const int ntx = (nx + TILE - 1) / TILE;
+    const int tile = tiles[t];
+    const int ix = (tile % ntx) * TILE + tx;
+    const int iy0 = (tile / ntx) * TILE + ty;
+    gpumask_pixel pix[TILE / 8];
+    unsigned char acc[TILE / 8];
+    for (int k = 0; k < rows; ++k) acc[k] = 0;
+    gpumask_region_pixels<TILE>(ix, iy0, nx, ny, lon_in, lat_in, code, w, sky, coords_from_arrays, pix);
     for (int s = starts[t]; s < starts[t + 1]; ++s) {
         const int m = members[s];
         const int kind = kinds[m];
@@ -187,31 +199,8 @@ GPUMASK_HD inline void gpumask_region_label_thread(
     const int iy0 = (tile / ntx) * TILE + ty;
     gpumask_pixel pix[TILE / 8];
     int first[TILE / 8], second[TILE / 8];
-    for (int k = 0; k < rows; ++k) {
-        const int iy = iy0 + 8 * k;
-        first[k] = second[k] = none;
-        const double nan = gpumask_nan();
-        pix[k].x = pix[k].y = pix[k].px = pix[k].py = pix[k].pz = nan;
-        if (ix >= nx || iy >= ny) continue;
-        double lon, lat;
-        if (coords_from_arrays) {
-            lon = lon_in[(long long)iy * nx + ix];
-            lat = lat_in[(long long)iy * nx + ix];
-        } else {
-            gpumask_wcs_pix2world(code, w, (double)ix, (double)iy, &lon, &lat);
-        }
-        if (!gpumask_isfinite(lon) || !gpumask_isfinite(lat)) continue;
-        pix[k].x = (double)ix;
-        pix[k].y = (double)iy;
-        if (sky) {
-            double sl, cl, sb, cb;
-            gpumask_sincos(lon * GPUMASK_D2R, &sl, &cl);
-            gpumask_sincos(lat * GPUMASK_D2R, &sb, &cb);
-            pix[k].px = cb * cl;
-            pix[k].py = cb * sl;
-            pix[k].pz = sb;
-        }
-    }
+    for (int k = 0; k < rows; ++k) first[k] = second[k] = none;
+    gpumask_region_pixels<TILE>(ix, iy0, nx, ny, lon_in, lat_in, code, w, sky, coords_from_arrays, pix);
     for (int s = starts[t]; s < starts[t + 1]; ++s) {
         const int m = members[s];
         const int kind = kinds[m];

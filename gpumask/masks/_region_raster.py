@@ -453,29 +453,41 @@ def rasterise_numpy(geom, table: ShapeTable):
     return np.ascontiguousarray(image[:ny, :nx])
 
 
-def _rasterise_chunk(geom, table, tiles, starts, members, bits, need_sky, view, c0, ntx):
-    """Rasterise the shapes of tiles ``c0 : c0 + _CHUNK_TILES`` into ``view``."""
+def _chunk_parts(geom, table, tiles, starts, members, need_sky, c0):
+    """The tiles ``c0 : c0 + _CHUNK_TILES`` and, part by part (one shape kind, at
+    most ``_CHUNK_PAIRS`` pairs), ``(where, m, inside)``: each pair's tile within the
+    chunk (ascending), its shape row and its inside test on the tile's pixels."""
     chunk = tiles[c0 : c0 + _CHUNK_TILES]
     pix, _ = _tile_pixels(geom, chunk, need_sky)
-    acc = np.zeros((len(chunk), TILE * TILE), dtype=np.uint8)
     lo, hi = starts[c0], starts[min(c0 + _CHUNK_TILES, len(tiles))]
     local = np.repeat(np.arange(len(chunk)), np.diff(starts[c0 : c0 + len(chunk) + 1]))
     shapes = members[lo:hi]
     kinds = table.kind[shapes]
-    for kind in np.unique(kinds):
-        sel = np.flatnonzero(kinds == kind)
-        for s0 in range(0, len(sel), _CHUNK_PAIRS):
-            part = sel[s0 : s0 + _CHUNK_PAIRS]
-            m = shapes[part]
-            where = local[part]
-            p = [table.params[m, k][:, None] for k in range(table.params.shape[1])]
-            keys = ("px", "py", "pz") if kind in SKY_KINDS else ("x", "y")
-            sub = {key: pix[key][where] for key in keys}
-            inside = _eval_kind(int(kind), p, table, m, sub)
-            value = inside.astype(np.uint8) * bits[m][:, None]
-            # pairs are sorted by tile: OR-reduce each tile's run, then merge
-            run_start = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
-            acc[where[run_start]] |= np.bitwise_or.reduceat(value, run_start, axis=0)
+
+    def parts():
+        for kind in np.unique(kinds):
+            sel = np.flatnonzero(kinds == kind)
+            for s0 in range(0, len(sel), _CHUNK_PAIRS):
+                part = sel[s0 : s0 + _CHUNK_PAIRS]
+                m = shapes[part]
+                where = local[part]
+                p = [table.params[m, k][:, None] for k in range(table.params.shape[1])]
+                keys = ("px", "py", "pz") if kind in SKY_KINDS else ("x", "y")
+                sub = {key: pix[key][where] for key in keys}
+                yield where, m, _eval_kind(int(kind), p, table, m, sub)
+
+    return chunk, parts()
+
+
+def _rasterise_chunk(geom, table, tiles, starts, members, bits, need_sky, view, c0, ntx):
+    """Rasterise the shapes of tiles ``c0 : c0 + _CHUNK_TILES`` into ``view``."""
+    chunk, parts = _chunk_parts(geom, table, tiles, starts, members, need_sky, c0)
+    acc = np.zeros((len(chunk), TILE * TILE), dtype=np.uint8)
+    for where, m, inside in parts:
+        value = inside.astype(np.uint8) * bits[m][:, None]
+        # pairs are sorted by tile: OR-reduce each tile's run, then merge
+        run_start = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
+        acc[where[run_start]] |= np.bitwise_or.reduceat(value, run_start, axis=0)
     ty, tx = np.divmod(chunk, ntx)
     view[ty, :, tx, :] = acc.reshape(len(chunk), TILE, TILE)
 
@@ -518,30 +530,16 @@ def rasterise_labels_numpy(geom, table: ShapeTable, comp):
     v2 = out2.reshape(nty, TILE, ntx, TILE)
     with progress_bar(len(tiles), "labelling shapes", unit="tile") as bar:
         for c0 in range(0, len(tiles), _CHUNK_TILES):
-            chunk = tiles[c0 : c0 + _CHUNK_TILES]
-            pix, _ = _tile_pixels(geom, chunk, need_sky)
+            chunk, parts = _chunk_parts(geom, table, tiles, starts, members, need_sky, c0)
             acc1 = np.full((len(chunk), TILE * TILE), _NO_LABEL, dtype=np.int32)
             acc2 = acc1.copy()
-            lo, hi = starts[c0], starts[min(c0 + _CHUNK_TILES, len(tiles))]
-            local = np.repeat(np.arange(len(chunk)), np.diff(starts[c0 : c0 + len(chunk) + 1]))
-            shapes = members[lo:hi]
-            kinds = table.kind[shapes]
-            for kind in np.unique(kinds):
-                sel = np.flatnonzero(kinds == kind)
-                for s0 in range(0, len(sel), _CHUNK_PAIRS):
-                    part = sel[s0 : s0 + _CHUNK_PAIRS]
-                    m = shapes[part]
-                    where = local[part]
-                    p = [table.params[m, k][:, None] for k in range(table.params.shape[1])]
-                    keys = ("px", "py", "pz") if kind in SKY_KINDS else ("x", "y")
-                    sub = {key: pix[key][where] for key in keys}
-                    inside = _eval_kind(int(kind), p, table, m, sub)
-                    values = np.where(inside, comp[m][:, None], _NO_LABEL)
-                    run_start = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
-                    run_of = np.cumsum(np.r_[False, where[1:] != where[:-1]])
-                    f, sec = _two_smallest_runs(values, run_start, run_of)
-                    t = where[run_start]
-                    acc1[t], acc2[t] = _merge_smallest(acc1[t], acc2[t], f, sec)
+            for where, m, inside in parts:
+                values = np.where(inside, comp[m][:, None], _NO_LABEL)
+                run_start = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
+                run_of = np.cumsum(np.r_[False, where[1:] != where[:-1]])
+                f, sec = _two_smallest_runs(values, run_start, run_of)
+                t = where[run_start]
+                acc1[t], acc2[t] = _merge_smallest(acc1[t], acc2[t], f, sec)
             acc1[acc1 == _NO_LABEL] = 0
             acc2[acc2 == _NO_LABEL] = 0
             ty, tx = np.divmod(chunk, ntx)
