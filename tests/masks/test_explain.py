@@ -399,3 +399,33 @@ def test_window_pairs_against_brute_force(backend, rng, density):
                         ids.update(int(v) for v in (a1[p, yy, xx], a2[p, yy, xx]) if v > 0)
                 want = sorted(ids) + [0, 0]
                 assert (g1[p, y, x], g2[p, y, x]) == (want[0], want[1]), (p, y, x)
+
+
+@pytest.mark.data
+def test_fermi_gc_catalog_labels_and_removal(backend, data_dir):
+    """Fermi GC field, 3FHL with the default morphology rules (disks, Gaussians,
+    ellipses) plus a region: labels against each source's own plain mask, and
+    removing a source removes exactly the pixels it excludes alone."""
+    geom = gpumask.read_map(data_dir / "fermi-3fhl-gc" / "fermi-3fhl-gc-counts.fits.gz").geom.to_image()
+    fhl = SourceCatalog.read(data_dir / FHL3)
+    chosen = fhl.select(touching(geom, fhl))
+    region = "galactic;circle(0,0,0.3)"
+    mask = gpumask.exclusion_mask(geom, chosen, regions=region, backend=backend.name, explain=True)
+    n = len(chosen)
+    assert n > 15
+    cover = []
+    for i in range(n):
+        keep = np.zeros(n, bool)
+        keep[i] = True
+        cover.append(~to_host(gpumask.exclusion_mask(geom, chosen.select(keep), backend="numpy").data))
+    cover.append(~to_host(geom.region_mask(region, inside=False, backend="numpy").data))
+    _check_labels(mask, np.array(cover))
+    label, label2 = to_host(mask.provenance.label), to_host(mask.provenance.label2)
+    excluded = ~to_host(mask.data)
+    t = mask.provenance.components
+    assert any(r.startswith("gauss 3 sigma") or r.startswith("disk") for r in t["rule"])
+    for k in np.argsort(-np.asarray(t["npix"][:n]))[:6]:  # the six largest sources
+        keep = np.ones(n, bool)
+        keep[k] = False
+        without = gpumask.exclusion_mask(geom, chosen.select(keep), regions=region, backend="numpy")
+        np.testing.assert_array_equal(excluded & to_host(without.data), (label == k + 1) & (label2 == 0))
