@@ -17,9 +17,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 
 from ..backend import to_device
-from ..sky.provenance import MaskProvenance, merge_two_smallest
-
-_NONE_LABEL = np.int32(np.iinfo(np.int32).max)
+from ..sky.provenance import NO_LABEL, MaskProvenance, merge_two_smallest, two_smallest
 from . import _region_compile as rc
 from ._region_raster import _eval_kind, rasterise_labels_cupy, rasterise_labels_numpy
 
@@ -293,10 +291,8 @@ def blob_provenance(geom, values, excluded, be, connectivity, rule, labels=None)
 def _merge_into(xp, f, s, b1, b2):
     """In place: (f, s) <- the two smallest distinct of {f, s} | {b1, b2}; "none" is
     the largest int32 (every argument a same-shape view, each pair ascending)."""
-    second = xp.minimum(s, b2)  # where f == b1
-    xp.copyto(second, xp.minimum(s, b1), where=f < b1)
-    xp.copyto(second, xp.minimum(b2, f), where=b1 < f)
-    xp.minimum(f, b1, out=f)
+    first, second = two_smallest(xp, f, s, b1, b2)
+    f[...] = first
     s[...] = second
 
 
@@ -314,7 +310,7 @@ def _window_merge(xp, a1, a2, offsets_y, half_widths):
     per step (two in-place merges of shifted views); each row of the footprint is
     merged into the output, shifted, as soon as its width is reached.  Inputs and
     outputs use 0 for "none"; the work uses the largest int32."""
-    none = _NONE_LABEL
+    none = NO_LABEL
     a1 = xp.where(a1 > 0, a1, none).astype(np.int32, copy=False)
     a2 = xp.where(a2 > 0, a2, none).astype(np.int32, copy=False)
     f, s = a1.copy(), a2.copy()
@@ -368,7 +364,7 @@ def _window_pairs(xp, a1, a2, fp_array):
     footprint of each other: there (usually few pixels) the pairs are merged offset
     by offset; where that set is large, the full pairwise window merge runs instead."""
     dys, hs = _row_spans(fp_array)
-    none = _NONE_LABEL
+    none = NO_LABEL
     big1 = xp.where(a1 > 0, a1, none).astype(np.int32, copy=False)
     first = _window_extreme(xp, big1, dys, hs, xp.minimum, none)
     top = _window_extreme(xp, xp.maximum(a1, a2).astype(np.int32, copy=False), dys, hs, xp.maximum, np.int32(0))

@@ -34,6 +34,7 @@ from .._kernels import KernelBuild, get_kernel, register_builds
 from .._progress import progress_bar
 from ..backend import to_device
 from ..sky.projections import SUPPORTED_PROJECTIONS, projection_defines
+from ..sky.provenance import NO_LABEL, two_smallest
 from ._region_compile import (
     FLAG_EXCLUDE,
     KIND_CAP,
@@ -497,20 +498,10 @@ def _rasterise_chunk(geom, table, tiles, starts, members, bits, need_sky, view, 
 
 def _two_smallest_runs(values, run_start, run_of):
     """Per run of rows (pairs of one tile): the two smallest distinct values of each
-    pixel column (``_NO_LABEL`` where none)."""
+    pixel column (``NO_LABEL`` where none)."""
     first = np.minimum.reduceat(values, run_start, axis=0)
-    rest = np.where(values == first[run_of], _NO_LABEL, values)
+    rest = np.where(values == first[run_of], NO_LABEL, values)
     return first, np.minimum.reduceat(rest, run_start, axis=0)
-
-
-def _merge_smallest(a1, a2, b1, b2):
-    """Two smallest distinct of {a1, a2} | {b1, b2} (``_NO_LABEL`` = none, a1 < a2, b1 < b2)."""
-    first = np.minimum(a1, b1)
-    second = np.where(a1 < b1, np.minimum(a2, b1), np.where(b1 < a1, np.minimum(b2, a1), np.minimum(a2, b2)))
-    return first, second
-
-
-_NO_LABEL = np.int32(np.iinfo(np.int32).max)
 
 
 def rasterise_labels_numpy(geom, table: ShapeTable, comp):
@@ -531,17 +522,17 @@ def rasterise_labels_numpy(geom, table: ShapeTable, comp):
     with progress_bar(len(tiles), "labelling shapes", unit="tile") as bar:
         for c0 in range(0, len(tiles), _CHUNK_TILES):
             chunk, parts = _chunk_parts(geom, table, tiles, starts, members, need_sky, c0)
-            acc1 = np.full((len(chunk), TILE * TILE), _NO_LABEL, dtype=np.int32)
+            acc1 = np.full((len(chunk), TILE * TILE), NO_LABEL, dtype=np.int32)
             acc2 = acc1.copy()
             for where, m, inside in parts:
-                values = np.where(inside, comp[m][:, None], _NO_LABEL)
+                values = np.where(inside, comp[m][:, None], NO_LABEL)
                 run_start = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
                 run_of = np.cumsum(np.r_[False, where[1:] != where[:-1]])
                 f, sec = _two_smallest_runs(values, run_start, run_of)
                 t = where[run_start]
-                acc1[t], acc2[t] = _merge_smallest(acc1[t], acc2[t], f, sec)
-            acc1[acc1 == _NO_LABEL] = 0
-            acc2[acc2 == _NO_LABEL] = 0
+                acc1[t], acc2[t] = two_smallest(np, acc1[t], acc2[t], f, sec)
+            acc1[acc1 == NO_LABEL] = 0
+            acc2[acc2 == NO_LABEL] = 0
             ty, tx = np.divmod(chunk, ntx)
             v1[ty, :, tx, :] = acc1.reshape(len(chunk), TILE, TILE)
             v2[ty, :, tx, :] = acc2.reshape(len(chunk), TILE, TILE)

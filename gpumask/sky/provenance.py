@@ -45,13 +45,19 @@ COMPONENT_KINDS = ("catalog source", "region", "significance blob", "dilation ri
 #: FITS extension names of the label maps and the table.
 HDU_LABEL, HDU_LABEL2, HDU_TABLE = "EXPLAIN_LABEL", "EXPLAIN_LABEL2", "EXPLAIN_COMPONENTS"
 
-_NONE = np.int32(np.iinfo(np.int32).max)  # "no component" while merging
+#: "no component" while merging pairs of labels (larger than every index)
+NO_LABEL = np.int32(np.iinfo(np.int32).max)
 _STR_COLUMNS = ("kind", "name", "rule", "region")
 _COLUMNS = ("kind", "name", "rule", "lon", "lat", "region", "parent")
 
 
-def _big(xp, a):
-    return xp.where(a > 0, a, _NONE)
+def two_smallest(xp, a1, a2, b1, b2):
+    """The two smallest distinct of ``{a1, a2} | {b1, b2}``, elementwise, for pairs
+    in ascending order with :data:`NO_LABEL` for "none" (the form the merging loops
+    work in; :func:`merge_two_smallest` takes and gives 0 for "none")."""
+    first = xp.minimum(a1, b1)
+    second = xp.where(a1 < b1, xp.minimum(a2, b1), xp.where(b1 < a1, xp.minimum(b2, a1), xp.minimum(a2, b2)))
+    return first, second
 
 
 def merge_two_smallest(xp, a1, a2, b1, b2):
@@ -68,12 +74,10 @@ def merge_two_smallest(xp, a1, a2, b1, b2):
     >>> f.tolist(), s.tolist()
     ([1, 3, 5], [2, 6, 0])
     """
-    a1, a2, b1, b2 = (_big(xp, v) for v in (a1, a2, b1, b2))
-    first = xp.minimum(a1, b1)
-    second = xp.where(a1 < b1, xp.minimum(a2, b1), xp.where(b1 < a1, xp.minimum(b2, a1), xp.minimum(a2, b2)))
+    first, second = two_smallest(xp, *(xp.where(v > 0, v, NO_LABEL) for v in (a1, a2, b1, b2)))
     zero = np.int32(0)
-    return (xp.where(first == _NONE, zero, first).astype(np.int32, copy=False),
-            xp.where(second == _NONE, zero, second).astype(np.int32, copy=False))
+    return (xp.where(first == NO_LABEL, zero, first).astype(np.int32, copy=False),
+            xp.where(second == NO_LABEL, zero, second).astype(np.int32, copy=False))
 
 
 def _column_dict(rows):
