@@ -243,7 +243,7 @@ class Map(MapSamplingMixin, MapResampleMixin):
         >>> import gpumask
         >>> geom = gpumask.WcsGeom.create(npix=(40, 40), binsz=0.05, frame="galactic")
         >>> mask = gpumask.exclusion_mask(geom, regions="galactic;circle(0,0,0.3)", explain=True)
-        >>> mask.explain(geom.center_skydir)["kind"][0]
+        >>> str(mask.explain(geom.center_skydir)["kind"][0])
         'region'
         """
         if self._provenance is None:

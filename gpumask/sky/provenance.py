@@ -118,8 +118,8 @@ class MaskProvenance:
     ...                               explain=True)
     >>> why = mask.provenance
     >>> why.components["kind", "name"].pprint()   # doctest: +SKIP
-    >>> why.explain(geom.center_skydir)["name"][0]
-    'galactic;circle(0,0,0.4)'
+    >>> str(why.explain(geom.center_skydir)["name"][0])
+    'galactic;circle(0.00000000,0.00000000,0.40000000)'
     """
 
     def __init__(self, geom, label, label2, components, frame=None):
